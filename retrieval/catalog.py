@@ -1,0 +1,292 @@
+"""The catalog: articles, their sentences and chunks, in SQLite beside the vector store.
+
+Chroma holds vectors; the catalog holds the truth about which articles are complete. An article is
+written here as ``pending`` before its vectors go to Chroma and flipped to ``ready`` after, each
+step one transaction per batch, so a crash midway never leaves a half-visible article, and the
+next ingest finishes what was left. Reading it needs no ML stack (``show``, ``sources``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from retrieval.errors import StoreError
+from retrieval.models import Article, Chunk, Sentence, StoredArticle
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    library TEXT NOT NULL, id TEXT NOT NULL,
+    title TEXT NOT NULL, source TEXT NOT NULL, source_key TEXT NOT NULL,
+    published TEXT NOT NULL, url TEXT NOT NULL, place TEXT NOT NULL, authors TEXT NOT NULL,
+    text TEXT NOT NULL, body_start INTEGER NOT NULL, hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'removing')),
+    n_sentences INTEGER NOT NULL, n_chunks INTEGER NOT NULL,
+    origin TEXT NOT NULL, ingested_at TEXT NOT NULL,
+    PRIMARY KEY (library, id)
+);
+CREATE INDEX IF NOT EXISTS articles_url ON articles (library, url);
+CREATE TABLE IF NOT EXISTS sentences (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL,
+    PRIMARY KEY (library, article_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (library, article_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def source_key(source: str) -> str:
+    return " ".join(source.lower().split())
+
+
+def date_key(published: str) -> int:
+    """YYYYMMDD as an int, for range filters in Chroma; 0 when unknown."""
+    return int(published.replace("-", "")) if published else 0
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the catalog {path}: {e}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- generation: bumps on every visible change, so caches (BM25) know when to rebuild
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # -- writing
+    def state(self, library: str, article_id: str) -> tuple[str, str] | None:
+        """(hash, status) of a stored article, or None."""
+        row = self.db.execute(
+            "SELECT hash, status FROM articles WHERE library=? AND id=?", (library, article_id)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def id_for_url(self, library: str, url: str) -> str | None:
+        if not url:
+            return None
+        row = self.db.execute(
+            "SELECT id FROM articles WHERE library=? AND url=? AND status!='removing'",
+            (library, url),
+        ).fetchone()
+        return row[0] if row else None
+
+    def write_pending(
+        self,
+        library: str,
+        items: Iterable[tuple[Article, list[Sentence], list[Chunk]]],
+        replaced: Iterable[str] = (),
+    ) -> None:
+        """Record a batch as pending, with its sentences and chunks, in one transaction."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with self.transaction() as db:
+            for old in replaced:  # same url under another id: the new one takes its place
+                db.execute("UPDATE articles SET status='removing' WHERE library=? AND id=?",
+                           (library, old))
+            for a, sentences, chunks in items:
+                db.execute("DELETE FROM sentences WHERE library=? AND article_id=?",
+                           (library, a.id))
+                db.execute("DELETE FROM chunks WHERE library=? AND article_id=?", (library, a.id))
+                db.execute(
+                    "INSERT OR REPLACE INTO articles VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?)",
+                    (library, a.id, a.title, a.source, source_key(a.source), a.published_iso,
+                     a.url, a.place, json.dumps(a.authors, ensure_ascii=False), a.text,
+                     a.body_start, a.content_hash(), len(sentences), len(chunks), a.origin, now),
+                )
+                db.executemany(
+                    "INSERT INTO sentences VALUES (?,?,?,?,?)",
+                    [(library, a.id, s.index, s.start, s.end) for s in sentences],
+                )
+                db.executemany(
+                    "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
+                    [(library, a.id, c.index, c.start, c.end, c.first_sentence, c.last_sentence)
+                     for c in chunks],
+                )
+            self._bump(db)
+
+    def mark_ready(self, library: str, ids: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE articles SET status='ready' WHERE library=? AND id=?",
+                           [(library, i) for i in ids])
+            self._bump(db)
+
+    def mark_removing(self, library: str, article_id: str) -> bool:
+        with self.transaction() as db:
+            cur = db.execute("UPDATE articles SET status='removing' WHERE library=? AND id=?",
+                             (library, article_id))
+            self._bump(db)
+        return cur.rowcount > 0
+
+    def delete(self, library: str, ids: Iterable[str]) -> None:
+        with self.transaction() as db:
+            for i in ids:
+                for table, col in (("sentences", "article_id"), ("chunks", "article_id"),
+                                   ("articles", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, i))
+            self._bump(db)
+
+    def unfinished(self) -> list[tuple[str, str, str]]:
+        """(library, id, status) of articles a crash left pending or half-removed."""
+        return self.db.execute(
+            "SELECT library, id, status FROM articles WHERE status!='ready' ORDER BY library, id"
+        ).fetchall()
+
+    # -- reading
+    def load(self, library: str, article_id: str) -> tuple[Article, list[Sentence]] | None:
+        row = self.db.execute(
+            "SELECT id, title, text, source, published, url, place, authors, origin, body_start "
+            "FROM articles WHERE library=? AND id=?", (library, article_id)
+        ).fetchone()
+        if not row:
+            return None
+        a = Article(id=row[0], title=row[1], text=row[2], source=row[3],
+                    published=dt.date.fromisoformat(row[4]) if row[4] else None, url=row[5],
+                    place=row[6], authors=json.loads(row[7]), origin=row[8], body_start=row[9])
+        sentences = [
+            Sentence(article_id, i, s, e, a.text[s:e])
+            for i, s, e in self.db.execute(
+                "SELECT idx, start, end FROM sentences WHERE library=? AND article_id=? "
+                "ORDER BY idx", (library, article_id))
+        ]
+        return a, sentences
+
+    def chunks_of(self, library: str, article_id: str) -> list[Chunk]:
+        text = self.db.execute("SELECT text FROM articles WHERE library=? AND id=?",
+                               (library, article_id)).fetchone()[0]
+        return [
+            Chunk(article_id, i, s, e, f, la, text[s:e])
+            for i, s, e, f, la in self.db.execute(
+                "SELECT idx, start, end, first, last FROM chunks WHERE library=? AND "
+                "article_id=? ORDER BY idx", (library, article_id))
+        ]
+
+    def find(self, article_id: str, libraries: list[str]) -> str | None:
+        """The library (of those given, in order) that holds a ready article with this id."""
+        for lib in libraries:
+            st = self.state(lib, article_id)
+            if st and st[1] == "ready":
+                return lib
+        return None
+
+    def ready_hashes(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Hash of each (library, id) that is ready; what a search may show."""
+        out = {}
+        for lib, aid in set(keys):
+            row = self.db.execute(
+                "SELECT hash FROM articles WHERE library=? AND id=? AND status='ready'",
+                (lib, aid)).fetchone()
+            if row:
+                out[(lib, aid)] = row[0]
+        return out
+
+    def articles(self, libraries: list[str] | None = None) -> list[StoredArticle]:
+        sql = ("SELECT library, id, title, source, published, url, n_sentences, ingested_at "
+               "FROM articles WHERE status='ready'")
+        args: list[str] = []
+        if libraries is not None:
+            sql += f" AND library IN ({','.join('?' * len(libraries))})"
+            args = list(libraries)
+        sql += " ORDER BY published DESC, title"
+        return [StoredArticle(*row) for row in self.db.execute(sql, args)]
+
+    def sources(self, libraries: list[str]) -> list[tuple[str, int]]:
+        marks = ",".join("?" * len(libraries))
+        return self.db.execute(
+            f"SELECT source, COUNT(*) FROM articles WHERE status='ready' AND source!='' "
+            f"AND library IN ({marks}) GROUP BY source_key ORDER BY COUNT(*) DESC, source",
+            libraries,
+        ).fetchall()
+
+    def counts(self, libraries: list[str] | None = None) -> dict[str, int]:
+        sql = "SELECT COUNT(*), COALESCE(SUM(n_sentences),0), COALESCE(SUM(n_chunks),0) " \
+              "FROM articles WHERE status='ready'"
+        args: list[str] = []
+        if libraries is not None:
+            sql += f" AND library IN ({','.join('?' * len(libraries))})"
+            args = list(libraries)
+        a, s, c = self.db.execute(sql, args).fetchone()
+        return {"articles": a, "sentences": s, "chunks": c}
+
+    def sentence_spans(
+        self, keys: Iterable[tuple[str, str, int, int]]
+    ) -> dict[tuple[str, str], list[tuple[int, int, int]]]:
+        """(idx, start, end) of sentences first..last of each (library, article, first, last)."""
+        out: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+        for lib, aid, first, last in keys:
+            out.setdefault((lib, aid), []).extend(self.db.execute(
+                "SELECT idx, start, end FROM sentences WHERE library=? AND article_id=? "
+                "AND idx BETWEEN ? AND ? ORDER BY idx", (lib, aid, first, last)).fetchall())
+        return out
+
+    def texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {
+            (lib, aid): self.db.execute(
+                "SELECT text FROM articles WHERE library=? AND id=?", (lib, aid)).fetchone()[0]
+            for lib, aid in set(keys)
+        }
+
+    def iter_ready_chunks(self) -> Iterator[tuple[str, str, int, str, str, str]]:
+        """(library, article_id, idx, text, source_key, published) of every visible chunk."""
+        cur = self.db.execute(
+            "SELECT a.library, a.id, a.text, a.source_key, a.published, c.idx, c.start, c.end "
+            "FROM articles a JOIN chunks c ON c.library=a.library AND c.article_id=a.id "
+            "WHERE a.status='ready' ORDER BY a.library, a.id, c.idx"
+        )
+        for lib, aid, text, skey, pub, idx, s, e in cur:
+            yield lib, aid, idx, text[s:e], skey, pub
+
+    def chunk_meta(self, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple]:
+        """Chunk offsets and article metadata for each (library, id, chunk idx)."""
+        out = {}
+        for lib, aid, idx in keys:
+            row = self.db.execute(
+                "SELECT c.start, c.end, c.first, c.last, a.title, a.source, a.published, a.url, "
+                "a.text, a.place FROM chunks c JOIN articles a ON a.library=c.library AND "
+                "a.id=c.article_id WHERE c.library=? AND c.article_id=? AND c.idx=? "
+                "AND a.status='ready'", (lib, aid, idx)).fetchone()
+            if row:
+                out[(lib, aid, idx)] = row
+        return out

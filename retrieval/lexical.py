@@ -1,0 +1,104 @@
+"""BM25 over chunks (bm25s), rebuilt only when the catalog's generation moves, and cached on disk
+so a cold `ask` does not re-tokenize the whole collection."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.catalog import Catalog, date_key, source_key
+from retrieval.tokens import tokens
+
+_FORMAT = 1
+
+
+@dataclass
+class _Index:
+    generation: int
+    retriever: object | None
+    keys: list[tuple[str, str, int]]
+    libraries: np.ndarray
+    sources: np.ndarray
+    published: np.ndarray
+
+
+class LexicalIndex:
+    def __init__(self, catalog: Catalog, cache_path: Path) -> None:
+        self.catalog = catalog
+        self.cache_path = cache_path
+        self._index: _Index | None = None
+        self._lock = threading.Lock()
+
+    def _build(self, generation: int) -> _Index:
+        import bm25s
+
+        keys, libs, skeys, pubs, corpus = [], [], [], [], []
+        for lib, aid, idx, text, skey, pub in self.catalog.iter_ready_chunks():
+            keys.append((lib, aid, idx))
+            libs.append(lib)
+            skeys.append(skey)
+            pubs.append(date_key(pub))
+            corpus.append(tokens(text))
+        retriever = None
+        if keys:
+            retriever = bm25s.BM25()
+            retriever.index(corpus, show_progress=False)
+        return _Index(generation, retriever, keys, np.array(libs, dtype=object),
+                      np.array(skeys, dtype=object), np.array(pubs, dtype=np.int64))
+
+    def _load(self, generation: int) -> _Index | None:
+        try:
+            with open(self.cache_path, "rb") as f:
+                fmt, index = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError,
+                ImportError, TypeError):
+            return None
+        return index if fmt == _FORMAT and index.generation == generation else None
+
+    def _save(self, index: _Index) -> None:
+        tmp = self.cache_path.with_suffix(".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                pickle.dump((_FORMAT, index), f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.cache_path)
+        except OSError:
+            pass  # a cache only; the next start rebuilds it
+
+    def index(self) -> _Index:
+        generation = self.catalog.generation()
+        with self._lock:
+            if self._index is None or self._index.generation != generation:
+                self._index = self._load(generation)
+                if self._index is None:
+                    self._index = self._build(generation)
+                    self._save(self._index)
+            return self._index
+
+    def search(
+        self, question: str, n: int, libraries: list[str], source: str | None = None,
+        since: str | None = None, until: str | None = None,
+    ) -> list[tuple[tuple[str, str, int], float]]:
+        idx = self.index()
+        q = tokens(question)
+        if idx.retriever is None or not q:
+            return []
+        mask = np.isin(idx.libraries, libraries)
+        if source:
+            mask &= idx.sources == source_key(source)
+        if since:
+            mask &= idx.published >= date_key(since)
+        if until:
+            mask &= idx.published <= date_key(until)
+        if not mask.any():
+            return []
+        k = min(n, len(idx.keys))
+        docs, scores = idx.retriever.retrieve(
+            [q], k=k, weight_mask=mask.astype(np.float32), show_progress=False,
+            n_threads=1)
+        return [(idx.keys[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True)
+                if s > 0]

@@ -1,0 +1,162 @@
+"""Plain, typed results passed between the stages: ingest -> store -> search -> cite -> answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Sentence:
+    """A sentence of an article; ``article.text[start:end] == text`` always holds."""
+
+    article_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive sentences ``[first, last]`` of an article, embedded and searched as one passage."""
+
+    article_id: str
+    index: int
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int
+    text: str
+
+
+@dataclass(slots=True)
+class Article:
+    id: str
+    title: str
+    text: str
+    source: str = ""
+    published: dt.date | None = None
+    url: str = ""
+    place: str = ""
+    authors: list[str] = field(default_factory=list)
+    origin: str = ""  # where it was read from: a path, or path:line for JSONL
+    body_start: int = 0  # where sentences begin: just after a dateline, if there is one
+
+    def content_hash(self) -> str:
+        """Hash of everything stored for the article, so re-ingesting unchanged content is a no-op."""
+        payload = json.dumps(
+            [self.title, self.text, self.source, self.published_iso, self.url, self.place,
+             self.authors],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+    @property
+    def published_iso(self) -> str:
+        return self.published.isoformat() if self.published else ""
+
+
+@dataclass(slots=True)
+class Passage:
+    """A retrieved chunk with its article's metadata and the fused retrieval score."""
+
+    article_id: str
+    library: str
+    chunk_index: int
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int
+    text: str
+    title: str
+    source: str
+    published: str
+    url: str
+    score: float
+    place: str = ""
+    cited: list[int] = field(default_factory=list)  # citation numbers whose quote lies inside
+
+
+@dataclass(slots=True)
+class Citation:
+    n: int
+    quote: str
+    article_id: str
+    title: str
+    source: str
+    published: str
+    url: str
+    start: int
+    end: int
+    score: float
+    library: str = "global"
+    sentence_index: int = 0
+    place: str = ""
+    also_in: list[str] = field(default_factory=list)  # other article ids printing the same sentence
+
+
+@dataclass(slots=True)
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` shape; the CLI contract depends on these keys."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [asdict(c) for c in self.citations],
+            "passages": [asdict(p) for p in self.passages],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass(slots=True)
+class IngestFailure:
+    where: str  # path, or path:line
+    reason: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: list[IngestFailure] = field(default_factory=list)
+    sentences: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"failed {len(self.failed)}; {self.sentences} sentences, {self.chunks} chunks "
+            f"in {self.seconds:.1f} s"
+        )
+        return "\n".join([line, *(f"  failed: {f.where}: {f.reason}" for f in self.failed)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": [asdict(f) for f in self.failed]}
+
+
+@dataclass(slots=True)
+class StoredArticle:
+    """An article as the store lists it (no text), for `sources` and `/sources`."""
+
+    library: str
+    id: str
+    title: str
+    source: str
+    published: str
+    url: str
+    sentences: int
+    ingested_at: str

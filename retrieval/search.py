@@ -1,0 +1,67 @@
+"""Hybrid retrieval: dense chunk vectors from Chroma plus BM25, fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.catalog import Catalog
+from retrieval.lexical import LexicalIndex
+from retrieval.models import Passage
+from retrieval.store import VectorStore, where_filter
+
+RRF_K = 60  # the constant from Cormack et al.; flattens the head so both lists get a say
+
+
+@dataclass(slots=True)
+class Filters:
+    libraries: list[str]
+    source: str | None = None
+    since: str | None = None  # YYYY-MM-DD, inclusive
+    until: str | None = None
+
+
+def rrf(*ranked: list[tuple[str, str, int]]) -> list[tuple[tuple[str, str, int], float]]:
+    scores: dict[tuple[str, str, int], float] = {}
+    for ranking in ranked:
+        for rank, key in enumerate(ranking):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def hybrid_search(
+    question: str, qvec: np.ndarray, k: int, filters: Filters, catalog: Catalog,
+    vectors: VectorStore, lexical: LexicalIndex, timings: dict[str, float],
+    depth: int = 40,
+) -> list[Passage]:
+    import time
+
+    t = time.perf_counter()
+    where = where_filter(filters.libraries, filters.source, filters.since, filters.until)
+    dense_hits = vectors.search_chunks(qvec, depth, where)
+    timings["dense_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    lex_hits = lexical.search(question, depth, filters.libraries, filters.source,
+                              filters.since, filters.until)
+    timings["lexical_ms"] = (time.perf_counter() - t) * 1000
+
+    # A vector whose article is not ready (mid-ingest, or replaced) is never shown.
+    ready = catalog.ready_hashes((h.library, h.article_id) for h in dense_hits)
+    dense = [(h.library, h.article_id, h.idx) for h in dense_hits
+             if ready.get((h.library, h.article_id)) == h.hash]
+    fused = rrf(dense, [key for key, _ in lex_hits])
+    meta = catalog.chunk_meta(key for key, _ in fused[: k * 2])
+    passages = []
+    for key, score in fused:
+        row = meta.get(key)
+        if row is None:
+            continue
+        start, end, first, last, title, source, published, url, text, place = row
+        passages.append(Passage(
+            article_id=key[1], library=key[0], chunk_index=key[2], start=start, end=end,
+            first_sentence=first, last_sentence=last, text=text[start:end], title=title,
+            source=source, published=published, url=url, score=score, place=place))
+        if len(passages) == k:
+            break
+    return passages

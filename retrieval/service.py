@@ -1,0 +1,291 @@
+"""The one core object the CLI, the bot, the eval and the benchmarks all build from settings:
+``ingest(paths or articles) -> IngestReport`` and ``ask(question, filters) -> Answer``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrieval.catalog import Catalog
+from retrieval.errors import BusyError, NewsbotError, QuestionError, StoreError
+from retrieval.ingest import iter_articles
+from retrieval.libraries import GLOBAL, check_library
+from retrieval.models import Answer, Article, Chunk, IngestFailure, IngestReport, Sentence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from newsbot.settings import Settings
+    from retrieval.embed import Embedder
+    from retrieval.lexical import LexicalIndex
+    from retrieval.store import VectorStore
+
+Progress = Callable[[int], None]
+
+
+def check_date(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise QuestionError(f"{name} must be a date like 2022-01-27, not {value!r}") from None
+
+
+class Newsbot:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir).expanduser()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"cannot create the data directory {self.data_dir}: {e.strerror or e}") from None
+        if not os.access(self.data_dir, os.W_OK):
+            raise StoreError(f"the data directory {self.data_dir} is not writable")
+        self.catalog = Catalog(self.data_dir / "catalog.sqlite3")
+        self._write_lock = threading.Lock()
+
+    # -- parts loaded on first use, so commands that need no model stay fast
+    @cached_property
+    def vectors(self) -> VectorStore:
+        from retrieval.store import VectorStore
+
+        return VectorStore(self.data_dir / "chroma")
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from retrieval.embed import Embedder
+
+        s = self.settings
+        return Embedder(s.embedding_model, s.device, s.embed_batch_size).load()
+
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        from retrieval.lexical import LexicalIndex
+
+        return LexicalIndex(self.catalog, self.data_dir / "bm25.pkl")
+
+    def warm(self) -> None:
+        """Load the model, open the store and build BM25 now rather than on the first question."""
+        _ = self.embedder, self.vectors
+        self.lexical.index()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- writing
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """One writer per data dir: a second ingest (another process too) is refused."""
+        with self._write_lock:
+            lock = open(self.data_dir / "write.lock", "w")  # noqa: SIM115
+            try:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise BusyError(
+                        f"another ingest or remove is running on {self.data_dir}; "
+                        "try again when it has finished") from None
+                self._finish_unfinished()
+                yield
+            finally:
+                lock.close()
+
+    def _finish_unfinished(self) -> None:
+        """Complete what a crashed run left: re-embed pending articles, drop half-removed ones."""
+        for library, article_id, status in self.catalog.unfinished():
+            self.vectors.delete(library, [article_id])
+            if status == "removing":
+                self.catalog.delete(library, [article_id])
+                continue
+            loaded = self.catalog.load(library, article_id)
+            if loaded:
+                article, sentences = loaded
+                chunks = self.catalog.chunks_of(library, article_id)
+                self._embed_and_store(library, [(article, sentences, chunks)])
+                self.catalog.mark_ready(library, [article_id])
+
+    def _embed_and_store(
+        self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]]
+    ) -> None:
+        import numpy as np
+
+        texts = [s.text for _, sentences, _ in items for s in sentences]
+        vecs = self.embedder.embed(texts)
+        batch, at = [], 0
+        for article, sentences, chunks in items:
+            svecs = vecs[at : at + len(sentences)]
+            at += len(sentences)
+            batch.append((article, sentences, chunks, svecs, _chunk_vectors(svecs, chunks, np)))
+        self.vectors.add(library, batch)
+
+    def _write_batch(self, library: str, batch: list[Article], report: IngestReport) -> None:
+        from retrieval.split import make_chunks, split_sentences
+
+        s = self.settings
+        by_id = {a.id: a for a in batch}  # a later record with the same id wins
+        items, replaced = [], []
+        for a in by_id.values():
+            state = self.catalog.state(library, a.id)
+            if state == (a.content_hash(), "ready"):
+                report.unchanged += 1
+                continue
+            same_url = self.catalog.id_for_url(library, a.url)
+            if same_url and same_url != a.id:
+                replaced.append(same_url)
+            sentences = split_sentences(a.id, a.text, a.body_start, s.max_sentence_chars)
+            if not sentences:
+                report.failed.append(IngestFailure(a.origin or a.id, "no sentences found"))
+                continue
+            chunks = make_chunks(a.id, a.text, sentences, s.chunk_sentences, s.chunk_overlap)
+            items.append((a, sentences, chunks))
+            if state or (same_url and same_url != a.id):
+                report.updated += 1
+            else:
+                report.added += 1
+            report.sentences += len(sentences)
+            report.chunks += len(chunks)
+        if not items:
+            return
+        ids = [a.id for a, _, _ in items]
+        self.catalog.write_pending(library, items, replaced)
+        self.vectors.delete(library, ids + replaced)
+        self._embed_and_store(library, items)
+        self.catalog.delete(library, replaced)
+        self.catalog.mark_ready(library, ids)
+
+    def ingest_articles(
+        self, articles: Iterable[Article | IngestFailure], library: str = GLOBAL,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        library = check_library(library)
+        report = IngestReport()
+        started = time.perf_counter()
+        with self._writer():
+            batch: list[Article] = []
+            for item in articles:
+                if isinstance(item, IngestFailure):
+                    report.failed.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) >= self.settings.ingest_batch:
+                    self._write_batch(library, batch, report)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                self._write_batch(library, batch, report)
+                if progress:
+                    progress(len(batch))
+        if report.added or report.updated:
+            self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
+                timespec="seconds"))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ingest(
+        self, paths: Iterable[str | os.PathLike[str]], library: str = GLOBAL,
+        progress: Progress | None = None, encoding: str = "utf-8",
+    ) -> IngestReport:
+        return self.ingest_articles(iter_articles(paths, encoding), library, progress)
+
+    def remove(self, article_id: str, library: str = GLOBAL) -> bool:
+        with self._writer():
+            if not self.catalog.mark_removing(library, article_id):
+                return False
+            self.vectors.delete(library, [article_id])
+            self.catalog.delete(library, [article_id])
+        return True
+
+    # -- reading
+    def check_question(self, question: str) -> str:
+        q = " ".join(question.split())
+        if not q:
+            raise QuestionError("the question is empty")
+        limit = self.settings.max_question_chars
+        if len(q) > limit:
+            raise QuestionError(
+                f"the question is {len(q):,} characters long; the limit is {limit:,}")
+        return q
+
+    def ask(
+        self, question: str, libraries: list[str] | None = None, source: str | None = None,
+        since: str | None = None, until: str | None = None, k: int | None = None,
+    ) -> Answer:
+        from retrieval.answer import extractive
+        from retrieval.cite import candidates, score_candidates, select
+        from retrieval.search import Filters, hybrid_search
+
+        started = time.perf_counter()
+        q = self.check_question(question)
+        libraries = [check_library(lib) for lib in (libraries or [self.settings.library])]
+        filters = Filters(libraries, source or None, check_date(since, "--since"),
+                          check_date(until, "--until"))
+        if filters.since and filters.until and filters.since > filters.until:
+            raise QuestionError("--since is after --until")
+        k = k or self.settings.top_k
+        if not 1 <= k <= 50:
+            raise QuestionError("k must be between 1 and 50")
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        qvec = self.embedder.embed_query(q)
+        timings["embed_ms"] = (time.perf_counter() - t) * 1000
+        passages = hybrid_search(q, qvec, k, filters, self.catalog, self.vectors, self.lexical,
+                                 timings)
+        t = time.perf_counter()
+        ranked = score_candidates(q, qvec, candidates(passages, self.catalog), self.vectors)
+        citations = select(ranked, self.settings.abstain_below, self.settings.max_citations)
+        timings["cite_ms"] = (time.perf_counter() - t) * 1000
+        stored = self.catalog.counts(libraries)["articles"]
+        answer = extractive(q, citations, passages, stored, _scope(filters))
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        answer.timings_ms = timings
+        return answer
+
+    def best_scores(self, question: str, libraries: list[str]) -> list[float]:
+        """Top sentence scores for a question, for calibrating the abstention threshold."""
+        from retrieval.cite import candidates, score_candidates
+        from retrieval.search import Filters, hybrid_search
+
+        q = self.check_question(question)
+        qvec = self.embedder.embed_query(q)
+        passages = hybrid_search(q, qvec, self.settings.top_k, Filters(libraries), self.catalog,
+                                 self.vectors, self.lexical, {})
+        return [c.score for c in score_candidates(q, qvec, candidates(passages, self.catalog),
+                                                  self.vectors)]
+
+    def require_articles(self, libraries: list[str]) -> None:
+        if not self.catalog.counts(libraries)["articles"]:
+            raise NewsbotError(
+                f"no articles stored in {', '.join(libraries)} under {self.data_dir}; "
+                "add some with `newsbot ingest PATH`")
+
+
+def _scope(f) -> str:
+    parts = []
+    if f.source:
+        parts.append(f"from {f.source}")
+    if f.since:
+        parts.append(f"since {f.since}")
+    if f.until:
+        parts.append(f"until {f.until}")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _chunk_vectors(svecs: np.ndarray, chunks: list[Chunk], np) -> np.ndarray:
+    """A chunk's vector is the normalised mean of its sentences' vectors: near what encoding the
+    chunk gives for retrieval, at no extra model cost (ingest is dominated by encoding)."""
+    if not chunks:
+        return np.zeros((0, svecs.shape[1]), dtype=np.float32)
+    out = np.stack([svecs[c.first_sentence : c.last_sentence + 1].mean(axis=0) for c in chunks])
+    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
+    return out.astype(np.float32)

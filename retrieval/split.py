@@ -1,0 +1,100 @@
+"""Split article text into sentences with exact character offsets, then into sentence-aligned chunks."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from retrieval.models import Chunk, Sentence
+
+# A paragraph is a run of text between line breaks; news text rarely wraps a sentence across lines,
+# and splitting per paragraph keeps pysbd's cost linear in article length.
+_PARAGRAPH = re.compile(r"[^\n]+")
+_MIN_SENTENCE_CHARS = 2
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # pysbd is slow to build; one per process
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+@lru_cache(maxsize=4)
+def _long_splitter(max_chars: int):
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    # Clause-level separators: an over-long "sentence" is usually a list or a table row.
+    return RecursiveCharacterTextSplitter(
+        chunk_size=max_chars,
+        chunk_overlap=0,
+        separators=["; ", ", ", " ", ""],
+        keep_separator="end",
+        add_start_index=True,
+        strip_whitespace=True,
+    )
+
+
+def _spans_in(paragraph: str) -> list[tuple[int, int]]:
+    """Sentence spans inside one paragraph, located by searching so offsets are always exact."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for piece in _segmenter().segment(paragraph):
+        piece = piece.strip()
+        if not piece:
+            continue
+        at = paragraph.find(piece, cursor)
+        if at < 0:  # pysbd changed the text; fall back to the rest of the paragraph as one span
+            rest = paragraph[cursor:].strip()
+            if rest:
+                at = paragraph.index(rest, cursor)
+                spans.append((at, at + len(rest)))
+            return spans
+        spans.append((at, at + len(piece)))
+        cursor = at + len(piece)
+    return spans
+
+
+def _cap(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    if end - start <= max_chars:
+        return [(start, end)]
+    out = []
+    for doc in _long_splitter(max_chars).create_documents([text[start:end]]):
+        s = start + doc.metadata["start_index"]
+        out.append((s, s + len(doc.page_content)))
+    return out
+
+
+def split_sentences(
+    article_id: str, text: str, body_start: int = 0, max_chars: int = 600
+) -> list[Sentence]:
+    """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on)."""
+    sentences: list[Sentence] = []
+    for para in _PARAGRAPH.finditer(text, body_start):
+        base = para.start()
+        for s, e in _spans_in(para.group()):
+            for cs, ce in _cap(text, base + s, base + e, max_chars):
+                if ce - cs >= _MIN_SENTENCE_CHARS:
+                    sentences.append(
+                        Sentence(article_id, len(sentences), cs, ce, text[cs:ce])
+                    )
+    return sentences
+
+
+def make_chunks(
+    article_id: str, text: str, sentences: list[Sentence], size: int, overlap: int
+) -> list[Chunk]:
+    """Windows of ``size`` sentences that overlap by ``overlap``, so an answer near a boundary
+    is still seen with its context."""
+    if not sentences:
+        return []
+    stride = max(1, size - overlap)
+    chunks: list[Chunk] = []
+    first = 0
+    while True:
+        last = min(first + size, len(sentences)) - 1
+        start, end = sentences[first].start, sentences[last].end
+        chunks.append(Chunk(article_id, len(chunks), start, end, first, last, text[start:end]))
+        if last == len(sentences) - 1:
+            return chunks
+        first += stride

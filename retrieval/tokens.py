@@ -1,0 +1,42 @@
+"""One tokenizer for everything lexical (BM25 and citation overlap), so both agree on a "word"."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"\w[\w'\u2019-]*\w|\w", re.UNICODE)
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    said says say also according told tell week year years day days one new""".split()
+)
+# Question words that carry meaning for the answer's type, not for the match.
+WH_WORDS = frozenset("who whom whose what which when where why how".split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    return [w.strip("'\u2019-") for w in _WORD.findall(text)]
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased, stop-worded, stemmed tokens; possessives fold into their noun."""
+    ws = [w.lower().removesuffix("'s").removesuffix("\u2019s") for w in words(text)]
+    ws = [w for w in ws if w and w not in STOPWORDS and w not in WH_WORDS]
+    return _stemmer().stemWords(ws)
+
+
+def tokens_many(texts: list[str]) -> list[list[str]]:
+    return [tokens(t) for t in texts]
