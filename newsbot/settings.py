@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     def _library(cls, v: str) -> str:
         from retrieval.libraries import check_library
 
-        return check_library(v)
+        try:
+            return check_library(v)
+        except NewsbotError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("chunk_overlap")
     @classmethod

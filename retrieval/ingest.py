@@ -51,7 +51,8 @@ _DATELINES = [
     re.compile(rf"^(?P<place>[A-Z][A-Z'. -]{{1,40}}?(?:,\s+[A-Z][a-z.]{{1,8}})?)\s+"
                rf"\((?P<source>[^)]{{1,40}})\){_DASH}"),
     # GARDINER, Mont. -   (place only, in capitals)
-    re.compile(rf"^(?P<place>[A-Z][A-Z'. -]{{2,40}}?(?:,\s+[A-Z][a-z.]{{1,8}})?){_DASH}(?=[A-Z\"'])"),
+    re.compile(rf"^(?P<place>[A-Z][A-Z'. -]{{2,40}}?(?:,\s+[A-Z][a-z.]{{1,8}})?)"
+               rf"{_DASH}(?=[A-Z\"'])"),
 ]
 _DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*$")

@@ -22,7 +22,7 @@ class Sentence:
 
 @dataclass(slots=True)
 class Chunk:
-    """Consecutive sentences ``[first, last]`` of an article, embedded and searched as one passage."""
+    """Consecutive sentences ``[first, last]`` of an article, searched as one passage."""
 
     article_id: str
     index: int
@@ -47,7 +47,7 @@ class Article:
     body_start: int = 0  # where sentences begin: just after a dateline, if there is one
 
     def content_hash(self) -> str:
-        """Hash of everything stored for the article, so re-ingesting unchanged content is a no-op."""
+        """Hash of all that is stored, so re-ingesting unchanged content is a no-op."""
         payload = json.dumps(
             [self.title, self.text, self.source, self.published_iso, self.url, self.place,
              self.authors],

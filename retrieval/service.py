@@ -232,7 +232,7 @@ class Newsbot:
                           check_date(until, "--until"))
         if filters.since and filters.until and filters.since > filters.until:
             raise QuestionError("--since is after --until")
-        k = k or self.settings.top_k
+        k = self.settings.top_k if k is None else k
         if not 1 <= k <= 50:
             raise QuestionError("k must be between 1 and 50")
         timings: dict[str, float] = {}

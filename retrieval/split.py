@@ -1,4 +1,4 @@
-"""Split article text into sentences with exact character offsets, then into sentence-aligned chunks."""
+"""Split article text into sentences with exact offsets, then into sentence-aligned chunks."""
 
 from __future__ import annotations
 

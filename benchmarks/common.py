@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmark scripts: data paths, stores, medians, peak RSS."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import resource
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+RTQA_ARTICLES = SHARED / "realtimeqa-dev" / "articles.jsonl.gz"
+RTQA_QUESTIONS = SHARED / "realtimeqa-dev" / "questions.jsonl"
+BBC_ARTICLES = SHARED / "bbc" / "articles.jsonl.gz"
+
+
+def need_shared() -> None:
+    if not RTQA_ARTICLES.exists():
+        sys.exit(f"benchmark data not found at {SHARED} (it exists on developer and CI machines)")
+
+
+def records(path: Path, limit: int | None = None) -> list[dict]:
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            out.append(json.loads(line))
+            if limit and len(out) == limit:
+                break
+    return out
+
+
+def questions() -> list[dict]:
+    return [json.loads(x) for x in RTQA_QUESTIONS.read_text().splitlines() if x.strip()]
+
+
+def bot(data_dir: Path, **overrides):
+    from newsbot.settings import Settings
+    from retrieval.service import Newsbot
+
+    return Newsbot(Settings(data_dir=data_dir, **overrides))
+
+
+def ingest_records(nb, path: Path, library: str = "global"):
+    from retrieval.ingest import iter_articles
+
+    return nb.ingest_articles(iter_articles([path]), library)
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,87 @@
+"""Answers over the bundled samples: the reference question, abstention, exact quotes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION
+
+QUESTIONS = [
+    REFERENCE_QUESTION,
+    "how long did the French minister's talks in Moscow last?",
+    "what did EU ministers ban in March?",
+    "why was the gas pipeline decision delayed?",
+    "who did the Canadian defence minister meet in Bratislava?",
+]
+
+
+def test_reference_question_cites_lambrecht_sentence_first(sample_bot):
+    answer = sample_bot.ask(REFERENCE_QUESTION)
+    assert not answer.abstained
+    first = answer.citations[0]
+    assert first.n == 1
+    assert LAMBRECHT in first.quote
+    assert (first.source, first.place, first.published) == ("Interfax", "London", "2022-01-27")
+    assert first.article_id == "interfax-wallace-2022-01-27"
+    assert "[1]" in answer.answer and LAMBRECHT in answer.answer
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_every_quote_is_the_article_text_at_its_offsets(sample_bot, question):
+    answer = sample_bot.ask(question)
+    assert answer.citations, question
+    for c in answer.citations:
+        article, sentences = sample_bot.catalog.load("global", c.article_id)
+        assert article.text[c.start : c.end] == c.quote
+        assert any(s.start == c.start and s.end == c.end for s in sentences)
+        assert c.title == article.title and c.source == article.source
+    # The answer is made only of cited text and markers.
+    rest = answer.answer
+    for c in answer.citations:
+        rest = rest.replace(f"{c.quote} [{c.n}]", "")
+    assert rest.strip() == ""
+
+
+def test_answers_are_told_apart_across_overlapping_articles(sample_bot):
+    talks = sample_bot.ask("how long did the French minister's talks in Moscow last?")
+    assert talks.citations[0].article_id == "2022-02-02-french-minister-moscow"
+    assert "five hours" in talks.answer
+    bratislava = sample_bot.ask("who did the Canadian defence minister meet in Bratislava?")
+    assert "Tomas Kral" in bratislava.citations[0].quote
+
+
+@pytest.mark.parametrize("question", [
+    "what is the capital of Peru?",
+    "who won the football world cup?",
+    "how do I bake sourdough bread?",
+])
+def test_unrelated_question_abstains(sample_bot, question):
+    answer = sample_bot.ask(question)
+    assert answer.abstained
+    assert answer.citations == []
+    assert answer.answer.startswith("Not found in the articles")
+
+
+def test_json_shape_is_the_cli_contract(sample_bot):
+    d = sample_bot.ask(REFERENCE_QUESTION).to_dict()
+    assert set(d) == {"question", "answer", "abstained", "citations", "passages", "timings_ms"}
+    assert {"n", "quote", "article_id", "title", "source", "published", "url", "start", "end",
+            "score"} <= set(d["citations"][0])
+    assert d["passages"] and {"article_id", "text", "score", "cited"} <= set(d["passages"][0])
+    assert any(1 in p["cited"] for p in d["passages"])
+    assert d["timings_ms"]["total_ms"] > 0
+
+
+def test_reprinted_sentence_is_cited_once(make_bot, tmp_path):
+    from tests.conftest import SAMPLES, write
+
+    nb = make_bot()
+    seed = (SAMPLES / "interfax-wallace-2022-01-27.txt").read_text()
+    write(tmp_path / "in" / "interfax-wallace-2022-01-27.txt", seed)
+    write(tmp_path / "in" / "reprint.txt", "Wallace abroad\n" + seed.split("\n", 1)[1])
+    nb.ingest([tmp_path / "in"])
+    answer = nb.ask(REFERENCE_QUESTION)
+    quotes = [c.quote for c in answer.citations]
+    assert len(quotes) == len(set(quotes))
+    lambrecht = [c for c in answer.citations if LAMBRECHT in c.quote]
+    assert len(lambrecht) == 1 and lambrecht[0].also_in

@@ -1,0 +1,101 @@
+"""The store on real Chroma in a temp dir: idempotence, replacement, removal, filters, libraries."""
+
+from __future__ import annotations
+
+import json
+
+from retrieval.store import where_filter
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, SAMPLES, copy_samples, write
+
+
+def vector_counts(nb, library="global", article_id=None):
+    where = where_filter([library], article_ids=[article_id] if article_id else None)
+    return {kind: len(store.get(where=where, include=[])["ids"])
+            for kind, store in (("sentences", nb.vectors.sentences),
+                                ("chunks", nb.vectors.chunks))}
+
+
+def test_reingest_changes_nothing(make_bot):
+    nb = make_bot()
+    first = nb.ingest([SAMPLES])
+    assert first.added == 8 and not first.failed
+    generation, counts = nb.catalog.generation(), nb.vectors.count()
+    again = nb.ingest([SAMPLES])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 8)
+    assert nb.catalog.generation() == generation
+    assert nb.vectors.count() == counts == {"sentences": first.sentences,
+                                            "chunks": first.chunks}
+
+
+def test_changed_article_replaces_its_old_sentences(make_bot, tmp_path):
+    nb = make_bot()
+    path = write(tmp_path / "story.txt", "Port strike\nDockers in Hull began a strike on Monday. "
+                 "The union asked for higher pay. Ships were diverted to Immingham.")
+    nb.ingest([path])
+    write(path, "Port strike ends\nDockers in Hull ended their strike on Friday. "
+          "The union accepted a new offer.")
+    report = nb.ingest([path])
+    assert (report.added, report.updated) == (0, 1)
+    article, sentences = nb.catalog.load("global", "story")
+    assert article.title == "Port strike ends" and len(sentences) == 2
+    assert vector_counts(nb, article_id="story")["sentences"] == 2
+    answer = nb.ask("where were ships diverted?")
+    assert all("Immingham" not in c.quote for c in answer.citations)
+
+
+def test_same_url_under_a_new_id_replaces_the_old_article(make_bot, tmp_path):
+    nb = make_bot()
+    rec = {"id": "old", "title": "T", "text": "Tram fares rise in Leeds. Riders object.",
+           "url": "https://example.org/trams"}
+    nb.ingest([write(tmp_path / "a.jsonl", json.dumps(rec))])
+    rec.update(id="new", text="Tram fares rise in Leeds by ten pence. Riders object.")
+    report = nb.ingest([write(tmp_path / "b.jsonl", json.dumps(rec))])
+    assert report.updated == 1
+    assert [a.id for a in nb.catalog.articles()] == ["new"]
+    assert vector_counts(nb, article_id="old") == {"sentences": 0, "chunks": 0}
+
+
+def test_remove_deletes_an_article_completely(make_bot):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    before = nb.vectors.count()
+    assert vector_counts(nb, article_id="interfax-wallace-2022-01-27")["sentences"] == 14
+    assert nb.remove("interfax-wallace-2022-01-27")
+    assert nb.catalog.load("global", "interfax-wallace-2022-01-27") is None
+    assert vector_counts(nb, article_id="interfax-wallace-2022-01-27") == {
+        "sentences": 0, "chunks": 0}
+    assert nb.vectors.count()["sentences"] == before["sentences"] - 14
+    assert all(LAMBRECHT not in c.quote for c in nb.ask(REFERENCE_QUESTION).citations)
+    assert not nb.remove("interfax-wallace-2022-01-27")
+
+
+def test_source_and_date_filters(sample_bot):
+    q = "ministers discussed sanctions against Russia"
+    only_interfax = sample_bot.ask(q, source="interfax")
+    assert {p.source for p in only_interfax.passages} == {"Interfax"}
+    march = sample_bot.ask(q, since="2022-03-01")
+    assert {p.published for p in march.passages} == {"2022-03-15"}
+    early = sample_bot.ask(q, until="2021-12-31")
+    assert {p.published for p in early.passages} == {"2021-11-30"}
+    window = sample_bot.ask(q, since="2022-01-24", until="2022-01-28")
+    assert {p.published for p in window.passages} <= {"2022-01-24", "2022-01-27", "2022-01-28"}
+    none = sample_bot.ask(q, source="No Such Paper")
+    assert none.abstained and none.passages == []
+
+
+def test_libraries_are_separate_namespaces(make_bot, tmp_path):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    guild = write(tmp_path / "guild.txt", "Club news\nThe chess club meets in Room 4 on "
+                  "Thursdays. New members are welcome.")
+    nb.ingest([guild], library="guild-42")
+    question = "where does the chess club meet?"
+    assert nb.ask(question, libraries=["global"]).abstained
+    in_guild = nb.ask(question, libraries=["global", "guild-42"])
+    assert "Room 4" in in_guild.citations[0].quote
+    assert in_guild.citations[0].library == "guild-42"
+    assert not nb.ask(REFERENCE_QUESTION, libraries=["guild-42"]).citations
+    # The same id may exist in two libraries; removing one leaves the other.
+    nb.ingest([copy_samples(tmp_path / "copy")], library="guild-42")
+    assert nb.remove("interfax-wallace-2022-01-27", library="guild-42")
+    assert LAMBRECHT in nb.ask(REFERENCE_QUESTION, libraries=["global"]).citations[0].quote
