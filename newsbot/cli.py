@@ -165,6 +165,30 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.run import run
+    from newsbot.settings import load_settings
+
+    return run(load_settings(data_dir=args.data_dir))
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from bot.feedback import FeedbackStore
+
+    nb = _service(args)
+    store = FeedbackStore(nb.data_dir / "feedback.sqlite3")
+    rows = store.export()
+    store.close()
+    if args.json:
+        for row in rows:
+            _print_json(row)
+        return 0
+    for r in rows:
+        print(f"{r['at']}  {r['vote']:<4}  {r['question']}")
+    print(f"{len(rows)} ratings ({sum(r['vote'] == 'up' for r in rows)} up)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="DIR",
@@ -222,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", parents=[common, lib], help="delete an article completely")
     s.add_argument("article_id", metavar="ARTICLE_ID")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("run", parents=[common], help="run the Discord bot (needs DISCORD_TOKEN)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("feedback", parents=[common], help="export 👍/👎 feedback from Discord")
+    s.add_argument("--json", action="store_true", help="one JSON object per rating")
+    s.set_defaults(func=cmd_feedback)
     return p
 
 

@@ -43,9 +43,32 @@ class Settings(BaseSettings):
     abstain_below: float = Field(0.45, ge=0.0, le=2.0)  # see README, "Abstention"
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
-    # -- Discord (issue: bot)
+    # -- Discord
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"))
+    # Comma-separated guild ids: commands are synced to these at once (else globally, which
+    # Discord can take up to an hour to show).
+    discord_guild_ids: str = Field(
+        "", validation_alias=AliasChoices("DISCORD_GUILD_IDS", "discord_guild_ids"))
+    # Only for a REST proxy or a test double; empty means Discord itself.
+    discord_api_base: str = Field(
+        "", validation_alias=AliasChoices("DISCORD_API_BASE", "discord_api_base"))
+    discord_gateway_url: str = Field(
+        "", validation_alias=AliasChoices("DISCORD_GATEWAY_URL", "discord_gateway_url"))
+    admin_role: str = ""  # members with this role may /ingest and /remove, besides Manage Server
+    cooldown_s: float = Field(5.0, ge=0, le=3600)  # per user, between two /ask
+    max_upload_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)  # /ingest attachments
+
+    @property
+    def guild_ids(self) -> list[int]:
+        return [int(g) for g in self.discord_guild_ids.replace(" ", "").split(",") if g]
+
+    @field_validator("discord_guild_ids")
+    @classmethod
+    def _guilds(cls, v: str) -> str:
+        if any(not g.isdigit() for g in v.replace(" ", "").split(",") if g):
+            raise ValueError("must be comma-separated numeric guild ids")
+        return v
 
     @field_validator("library")
     @classmethod

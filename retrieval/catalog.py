@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,19 +55,43 @@ def date_key(published: str) -> int:
 
 
 class Catalog:
+    """One SQLite connection per thread (the bot answers from worker threads); WAL lets readers
+    run beside the one writer."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self._lock:
+            self._connect().executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open the catalog {path}: {e}") from None
+            raise StoreError(f"cannot open the catalog {self.path}: {e}") from None
+        self._local.db = db
+        self._all.append(db)
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            with self._lock:
+                db = self._connect()
+        return db
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

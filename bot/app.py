@@ -1,0 +1,102 @@
+"""The Discord client: wires the core, the commands and error replies together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import statistics
+import time
+from collections import deque
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.feedback import FeedbackStore
+from newsbot.settings import Settings
+from retrieval.errors import NewsbotError
+from retrieval.service import Newsbot
+
+log = logging.getLogger("newsbot.bot")
+
+
+class NotAdmin(app_commands.CheckFailure):
+    pass
+
+
+class NewsBot(commands.Bot):
+    def __init__(self, core: Newsbot, settings: Settings, **options) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),  # slash commands need no privileged intent
+            allowed_mentions=discord.AllowedMentions.none(),  # never ping anyone or any role
+            help_command=None,
+            **options,
+        )
+        self.core = core
+        self.settings = settings
+        self.feedback = FeedbackStore(core.data_dir / "feedback.sqlite3")
+        self.answer_ms: deque[float] = deque(maxlen=10_000)
+        self.created = time.perf_counter()
+        self.tree.on_error = self.report_error
+
+    async def setup_hook(self) -> None:
+        from bot.commands import NewsCommands
+
+        await self.add_cog(NewsCommands(self))
+        if self.settings.guild_ids:
+            for gid in self.settings.guild_ids:
+                guild = discord.Object(gid)
+                self.tree.copy_global_to(guild=guild)  # else the guild gets an empty list
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(synced), gid)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally (Discord may take a while to show them)",
+                     len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s in %d guilds; startup took %.1f s", self.user, len(self.guilds),
+                 time.perf_counter() - self.created)
+
+    async def close(self) -> None:
+        await super().close()
+        self.feedback.close()
+
+    def latency_summary(self) -> str:
+        xs = sorted(self.answer_ms)
+        if not xs:
+            return "no answers yet"
+        p95 = xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
+        return f"p50 {statistics.median(xs):.0f} ms, p95 {p95:.0f} ms over {len(xs)} answers"
+
+    async def report_error(self, interaction: discord.Interaction,
+                           error: Exception) -> None:
+        """Errors go back as ephemeral messages; unexpected ones with a reference id that
+        leads to the full error in the log. Users never see a traceback."""
+        original = getattr(error, "original", error)
+        if isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down: you can ask again in {error.retry_after:.0f} s."
+        elif isinstance(error, NotAdmin):
+            message = str(error)
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command works only in a server."
+        elif isinstance(original, NewsbotError):
+            message = str(original)
+        else:
+            ref = secrets.token_hex(3)
+            command = interaction.command.name if interaction.command else "component"
+            log.error("error %s in %s", ref, command, exc_info=original)
+            message = (f"Something went wrong on our side (reference `{ref}`). The bot's "
+                       "operator can find the details in its log under that reference.")
+        try:
+            if not interaction.response.is_done():
+                await interaction.response.send_message(message, ephemeral=True)
+                return
+            # A public "thinking..." placeholder would otherwise stay forever.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            await interaction.followup.send(message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not deliver an error message for interaction %s", interaction.id)

@@ -1,0 +1,189 @@
+"""Slash commands. They translate Discord to the core and back; no retrieval logic lives here.
+Everything that embeds, searches or touches the disk runs in a worker thread, so the event loop
+stays free to acknowledge every interaction within Discord's 3 seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NotAdmin
+from bot.present import answer_embed, article_embed, check_message, cut, escape
+from bot.views import AnswerView, SourcesView
+from retrieval.errors import NewsbotError
+from retrieval.ingest import SUPPORTED
+from retrieval.libraries import guild_library, visible_libraries
+from retrieval.service import check_date
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+
+NONE = discord.AllowedMentions.none()
+UPLOAD_SUFFIXES = {".txt", ".md", ".html", ".htm", ".json", ".jsonl"}
+TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/jsonl",
+              "application/xhtml+xml")
+
+
+def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
+    seconds = interaction.client.settings.cooldown_s
+    return app_commands.Cooldown(1, seconds) if seconds > 0 else None
+
+
+def _require_admin(interaction: discord.Interaction) -> None:
+    role = interaction.client.settings.admin_role
+    user = interaction.user
+    if interaction.permissions.manage_guild:
+        return
+    if role and isinstance(user, discord.Member) and any(r.name == role for r in user.roles):
+        return
+    who = "members with Manage Server" + (f" or the {role} role" if role else "")
+    raise NotAdmin(f"Only {who} can change this server's articles.")
+
+
+class NewsCommands(commands.Cog):
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+        self.core = bot.core
+
+    @app_commands.command()
+    @app_commands.describe(
+        question="What you want to know, in plain words",
+        source="Only articles from this source",
+        since="Only articles published on or after this date (YYYY-MM-DD)",
+    )
+    @app_commands.checks.dynamic_cooldown(_cooldown)
+    async def ask(self, interaction: discord.Interaction,
+                  question: app_commands.Range[str, 1, 1000], source: str | None = None,
+                  since: str | None = None) -> None:
+        """Answer a question from the stored news articles, quoting the sentences it uses."""
+        started = time.perf_counter()
+        # Cheap checks first, so a bad question gets an ephemeral reply, not a public one.
+        question = self.core.check_question(question)
+        since = check_date(since, "since")
+        await interaction.response.defer(thinking=True)
+        answer = await asyncio.to_thread(
+            self.core.ask, question, libraries=visible_libraries(interaction.guild_id),
+            source=source, since=since)
+        footer = f"{len(answer.passages)} passages searched \u00b7 " \
+                 f"{answer.timings_ms.get('total_ms', 0):.0f} ms"
+        embed = answer_embed(answer, footer)
+        check_message([embed])
+        await interaction.followup.send(embed=embed, view=AnswerView(self.bot, answer),
+                                        allowed_mentions=NONE)
+        self.bot.answer_ms.append((time.perf_counter() - started) * 1000)
+
+    @ask.autocomplete("source")
+    async def _source_choices(self, interaction: discord.Interaction,
+                              current: str) -> list[app_commands.Choice[str]]:
+        rows = await asyncio.to_thread(self.core.catalog.sources,
+                                       visible_libraries(interaction.guild_id))
+        needle = current.lower().strip()
+        return [app_commands.Choice(name=cut(src, 100), value=src[:100])
+                for src, _ in rows if needle in src.lower()][:25]
+
+    @app_commands.command()
+    @app_commands.describe(query="Only articles whose title, source or id contains this")
+    async def sources(self, interaction: discord.Interaction, query: str | None = None) -> None:
+        """List the stored articles this server can search."""
+        rows = await asyncio.to_thread(self.core.catalog.articles,
+                                       visible_libraries(interaction.guild_id))
+        if query:
+            q = query.lower()
+            rows = [r for r in rows if q in f"{r.title} {r.source} {r.id}".lower()]
+        view = SourcesView(self.bot, rows, query or "", interaction.user.id)
+        await interaction.response.send_message(embed=view.embed(), view=view, ephemeral=True,
+                                                allowed_mentions=NONE)
+
+    @app_commands.command()
+    @app_commands.describe(id="The article's id, as /sources shows it")
+    async def article(self, interaction: discord.Interaction, id: str) -> None:
+        """Show an article's details and its first sentences."""
+        libraries = visible_libraries(interaction.guild_id)
+        library = await asyncio.to_thread(self.core.catalog.find, id, libraries)
+        loaded = library and await asyncio.to_thread(self.core.catalog.load, library, id)
+        if not loaded:
+            raise NewsbotError(f"No article with id `{escape(cut(id, 100))}` here; "
+                               "`/sources` lists them.")
+        await interaction.response.send_message(embed=article_embed(*loaded, library),
+                                                allowed_mentions=NONE)
+
+    @app_commands.command()
+    @app_commands.guild_only()
+    @app_commands.describe(file="A .txt, .md, .html, .json or .jsonl file of articles")
+    async def ingest(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
+        """Add articles from an attached file to this server's library (admins only)."""
+        _require_admin(interaction)
+        limit = self.bot.settings.max_upload_bytes
+        suffix = Path(file.filename).suffix.lower()
+        # Size and type are checked before a single byte is downloaded.
+        if suffix not in UPLOAD_SUFFIXES:
+            raise NewsbotError(f"`{escape(cut(file.filename, 80))}` is not a supported type; "
+                               f"send one of {', '.join(sorted(UPLOAD_SUFFIXES))}.")
+        if file.content_type and not file.content_type.startswith(TEXT_TYPES):
+            raise NewsbotError(f"`{escape(cut(file.filename, 80))}` is "
+                               f"{escape(file.content_type)}, not text.")
+        if file.size > limit:
+            raise NewsbotError(f"The file is {file.size:,} bytes; the limit is {limit:,}.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await file.read()
+        library = guild_library(interaction.guild_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / (Path(file.filename).name or f"upload{suffix}")
+            path.write_bytes(data[:limit])
+            report = await asyncio.to_thread(self.core.ingest, [path], library)
+        summary = report.summary().replace(str(path), file.filename)
+        await interaction.followup.send(f"Ingested `{escape(cut(file.filename, 80))}` into "
+                                        f"this server's library:\n"
+                                        f"```\n{cut(summary, 1900)}\n```", ephemeral=True,
+                                        allowed_mentions=NONE)
+
+    @app_commands.command()
+    @app_commands.guild_only()
+    @app_commands.describe(id="The id of the article to delete from this server's library")
+    async def remove(self, interaction: discord.Interaction, id: str) -> None:
+        """Delete an article from this server's library (admins only)."""
+        _require_admin(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await asyncio.to_thread(self.core.remove, id,
+                                          guild_library(interaction.guild_id))
+        if not removed:
+            raise NewsbotError(f"This server's library has no article `{escape(cut(id, 100))}`.")
+        await interaction.followup.send(f"Removed `{escape(cut(id, 100))}`.", ephemeral=True)
+
+    @app_commands.command()
+    async def stats(self, interaction: discord.Interaction) -> None:
+        """Show how many articles are stored and how fast answers are."""
+        libraries = visible_libraries(interaction.guild_id)
+        counts = await asyncio.to_thread(self.core.catalog.counts, libraries)
+        last = await asyncio.to_thread(self.core.catalog.get_meta, "last_ingest")
+        e = discord.Embed(title="newsbot stats", colour=discord.Colour.blurple())
+        e.add_field(name="Articles", value=f"{counts['articles']:,}")
+        e.add_field(name="Sentences", value=f"{counts['sentences']:,}")
+        e.add_field(name="Last ingest", value=discord.utils.format_dt(
+            dt.datetime.fromisoformat(last), "R") if last else "never")
+        e.add_field(name="Answer latency since start", value=self.bot.latency_summary(),
+                    inline=False)
+        await interaction.response.send_message(embed=e, ephemeral=True)
+
+    @app_commands.command(name="help")
+    async def help_(self, interaction: discord.Interaction) -> None:
+        """How to use newsbot."""
+        lines = [f"**/{c.name}**: {c.description}" for c in self.bot.tree.get_commands()]
+        cli_only = ", ".join(s for s in SUPPORTED if s not in UPLOAD_SUFFIXES)
+        e = discord.Embed(
+            title="newsbot",
+            description="I answer questions from the stored news articles and quote the "
+                        "exact sentences I rely on, with their sources. If the articles "
+                        "don't say, I tell you so instead of guessing.\n\n" + "\n".join(lines)
+                        + f"\n\nFiles `/ingest` accepts: {', '.join(sorted(UPLOAD_SUFFIXES))}"
+                        f" (the command line also reads {cli_only}).",
+            colour=discord.Colour.blurple())
+        await interaction.response.send_message(embed=e, ephemeral=True)

@@ -1,0 +1,199 @@
+"""Answers as Discord embeds, always inside Discord's limits, with article and user text escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+import discord
+
+from retrieval.models import Answer, Citation, Passage, StoredArticle
+
+# Discord's documented message limits.
+CONTENT_MAX = 2000
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FIELDS_MAX = 25
+EMBEDS_MAX = 10
+EMBED_TOTAL_MAX = 6000  # across every embed of one message
+FOOTER_MAX = 2048
+
+ELLIPSIS = "\u2026"
+_SAFE_URL = re.compile(r"^https?://[^\s<>()\[\]]+$")
+ANSWER_COLOUR = discord.Colour.blurple()
+ABSTAIN_COLOUR = discord.Colour.light_grey()
+
+
+def ulen(text: str) -> int:
+    """Length as Discord counts it (UTF-16 code units), so emoji can't push past a limit."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten to ``limit`` at a word boundary, never leaving half an escape or a surrogate."""
+    if ulen(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS[:limit]
+    out = text
+    while ulen(out) > limit - 1:
+        out = out[: max(0, len(out) - max(1, (ulen(out) - limit + 1)))]
+    space = out.rfind(" ")
+    if space > len(out) * 0.6:
+        out = out[:space]
+    # A dangling backslash would escape the ellipsis; an open ** or ` would run on.
+    trailing = len(out) - len(out.rstrip("\\"))
+    if trailing % 2:
+        out = out[:-1]
+    return out.rstrip() + ELLIPSIS
+
+
+def escape(text: str) -> str:
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def when(published: str) -> str:
+    """A published date as Discord renders dates, in each reader's locale."""
+    if not published:
+        return "undated"
+    day = dt.date.fromisoformat(published)
+    return discord.utils.format_dt(dt.datetime(day.year, day.month, day.day, 12,
+                                               tzinfo=dt.UTC), "D")
+
+
+def link(label: str, url: str) -> str:
+    label = escape(label).replace("[", "(").replace("]", ")")
+    return f"[{label}]({url})" if _SAFE_URL.match(url or "") else label
+
+
+def byline(title: str, source: str, published: str, url: str, limit: int) -> str:
+    """'Title, Source, date' linked to the article; the title gives way first when short of room."""
+    tail = f", {escape(source) or 'unknown source'}, {when(published)}"
+    room = limit - ulen(tail) - (ulen(url) + 4 if _SAFE_URL.match(url or "") else 0)
+    return link(cut(title, max(8, room)), url) + tail
+
+
+def citation_field(c: Citation, limit: int = FIELD_VALUE_MAX) -> tuple[str, str]:
+    name = cut(f"[{c.n}] {c.title}", FIELD_NAME_MAX)
+    source = byline(c.title, c.source, c.published, c.url, min(400, limit // 2))
+    quote_room = limit - ulen(source) - 3
+    quote = "> " + cut(escape(c.quote), quote_room - 2).replace("\n", " ")
+    return name, cut(f"{quote}\n{source}", limit)
+
+
+def embed_size(e: discord.Embed) -> int:
+    return ulen(e.title or "") + ulen(e.description or "") + ulen(e.footer.text or "") + sum(
+        ulen(f.name or "") + ulen(f.value or "") for f in e.fields) + ulen(e.author.name or "")
+
+
+def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
+    """One embed: the answer with [n] markers, then one field per citation that fits."""
+    if answer.abstained:
+        return abstain_embed(answer)
+    footer = cut(footer, 200)
+    e = discord.Embed(title=cut(escape(answer.question), TITLE_MAX),
+                      description=cut(escape(answer.answer), 1500), colour=ANSWER_COLOUR)
+    budget = EMBED_TOTAL_MAX - embed_size(e) - ulen(footer) - 16
+    for c in answer.citations[:FIELDS_MAX]:
+        per = min(FIELD_VALUE_MAX, budget - FIELD_NAME_MAX)
+        if per < 120:
+            break
+        name, value = citation_field(c, per)
+        e.add_field(name=name, value=value, inline=False)
+        budget -= ulen(name) + ulen(value)
+    shown = len(e.fields)
+    if shown < len(answer.citations):
+        footer = f"{footer} \u00b7 {len(answer.citations) - shown} more citations not shown"
+    if footer:
+        e.set_footer(text=cut(footer.strip(" \u00b7"), FOOTER_MAX))
+    return e
+
+
+def abstain_embed(answer: Answer) -> discord.Embed:
+    return discord.Embed(
+        title="Not found in the articles",
+        description=cut(escape(answer.answer), 1500)
+        + "\n\nUse `/sources` to see which articles are stored.",
+        colour=ABSTAIN_COLOUR,
+    ).set_footer(text=cut(answer.question, 200))
+
+
+def _bold_cited(p: Passage, citations: Sequence[Citation]) -> str:
+    """The passage text, escaped, with each cited sentence in bold."""
+    spans = sorted((c.start - p.start, c.end - p.start) for c in citations
+                   if c.article_id == p.article_id and c.library == p.library
+                   and p.start <= c.start and c.end <= p.end)
+    out, at = [], 0
+    for s, e in spans:
+        if s < at:
+            continue
+        out += [escape(p.text[at:s]), "**" + escape(p.text[s:e]) + "**"]
+        at = e
+    out.append(escape(p.text[at:]))
+    return "".join(out)
+
+
+def passage_embeds(answer: Answer) -> list[discord.Embed]:
+    """The retrieved passages for "Show passages", all within one message's limits."""
+    if not answer.passages:
+        return [discord.Embed(description="No passages were retrieved for this question.")]
+    passages = answer.passages[:EMBEDS_MAX]
+    per = (EMBED_TOTAL_MAX - 100) // len(passages)
+    embeds = []
+    for i, p in enumerate(passages, 1):
+        title = cut(f"{i}. {p.title}", min(TITLE_MAX, per // 4))
+        byl = byline(p.title, p.source, p.published, p.url, min(300, per // 3))
+        body = _bold_cited(p, answer.citations)
+        room = min(DESCRIPTION_MAX, per - ulen(title) - ulen(byl) - 4)
+        if ulen(body) > room:
+            body = cut(escape(p.text), room)  # a cut inside bold would break the markup
+        embeds.append(discord.Embed(title=title, description=f"{body}\n\n{byl}"))
+    return embeds
+
+
+def sources_embed(rows: Sequence[StoredArticle], page: int, pages: int, total: int,
+                  query: str = "") -> discord.Embed:
+    title = f"Stored articles matching \u201c{cut(query, 60)}\u201d" if query else "Stored articles"
+    e = discord.Embed(title=escape(title), colour=ANSWER_COLOUR)
+    lines = [f"`{escape(r.id)}` \u00b7 {byline(r.title, r.source, r.published, r.url, 300)}"
+             for r in rows]
+    e.description = cut("\n".join(lines) or "No articles stored yet.", DESCRIPTION_MAX)
+    e.set_footer(text=f"Page {page + 1} of {max(pages, 1)} \u00b7 {total} articles \u00b7 "
+                      "/article ID shows one")
+    return e
+
+
+def article_embed(article, sentences, library: str, lead: int = 3) -> discord.Embed:
+    e = discord.Embed(title=cut(escape(article.title), TITLE_MAX), colour=ANSWER_COLOUR)
+    if _SAFE_URL.match(article.url or ""):
+        e.url = article.url
+    e.description = cut(escape(" ".join(s.text for s in sentences[:lead])), 3000)
+    for name, value in (("Source", escape(article.source) or "unknown"),
+                        ("Published", when(article.published_iso)),
+                        ("Place", escape(article.place)),
+                        ("Sentences", str(len(sentences))),
+                        ("ID", f"`{escape(article.id)}`"), ("Library", library)):
+        if value:
+            e.add_field(name=name, value=cut(value, FIELD_VALUE_MAX), inline=True)
+    return e
+
+
+def check_message(embeds: Sequence[discord.Embed], content: str = "") -> None:
+    """Refuse a message that would break a Discord limit: a bug here must never reach Discord."""
+    problems = []
+    if ulen(content) > CONTENT_MAX:
+        problems.append("content")
+    if len(embeds) > EMBEDS_MAX or sum(embed_size(e) for e in embeds) > EMBED_TOTAL_MAX:
+        problems.append("embeds")
+    for e in embeds:
+        if ulen(e.title or "") > TITLE_MAX or ulen(e.description or "") > DESCRIPTION_MAX:
+            problems.append("title/description")
+        if len(e.fields) > FIELDS_MAX or any(
+                ulen(f.name or "") > FIELD_NAME_MAX or ulen(f.value or "") > FIELD_VALUE_MAX
+                for f in e.fields):
+            problems.append("fields")
+    if problems:
+        raise ValueError(f"message over Discord's limits: {', '.join(problems)}")

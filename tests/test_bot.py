@@ -1,0 +1,375 @@
+"""The real discord.py client against the fake Discord on 127.0.0.1, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import discord
+import pytest
+import yarl
+
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, SAMPLES
+from tests.fake_discord import GOOD_TOKEN, FakeDiscord
+
+GUILD_A, GUILD_B = 1001, 1002
+EDITOR_ROLE = {"id": "5005", "name": "editors", "permissions": "0", "position": 1, "color": 0,
+               "colors": {"primary_color": 0}, "hoist": False, "managed": False,
+               "mentionable": False, "flags": 0}
+
+
+def test_fake_discord_hooks_still_exist():
+    # The fake is reached through these two class attributes; fail loudly if discord.py moves them.
+    assert discord.__version__ == "2.7.1"
+    assert discord.http.Route.BASE.startswith("https://discord.com/api/v")
+    assert isinstance(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, yarl.URL)
+
+
+class ErrorLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+async def discord_env(tmp_path, embedder, monkeypatch):
+    from bot.app import NewsBot
+    from bot.run import point_at
+    from newsbot.settings import Settings
+    from retrieval.service import Newsbot
+
+    fake = FakeDiscord()
+    await fake.start()
+    fake.add_guild(GUILD_A, "Newsroom A", roles=[EDITOR_ROLE])
+    fake.add_guild(GUILD_B, "Newsroom B")
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    point_at(fake.api_base, fake.gateway_url)
+
+    errors = ErrorLog()
+    for name in ("discord", "newsbot"):
+        logging.getLogger(name).addHandler(errors)
+    settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=f"{GUILD_A},{GUILD_B}",
+                        cooldown_s=0, admin_role="editors")
+    core = Newsbot(settings)
+    core.__dict__["embedder"] = embedder
+    core.ingest([SAMPLES])
+    await asyncio.to_thread(core.warm)
+    bot = NewsBot(core, settings, guild_ready_timeout=0.05)
+    task = asyncio.create_task(bot.start(GOOD_TOKEN))
+
+    async def ready() -> None:
+        while not bot.is_ready():
+            if task.done():
+                task.result()  # a malformed dispatch kills the client: show why
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(ready(), 30)
+    env = type("Env", (), {"fake": fake, "bot": bot, "core": core, "errors": errors,
+                           "task": task})
+    yield env
+    await bot.close()
+    await asyncio.wait_for(task, 10)
+    await fake.stop()
+    for name in ("discord", "newsbot"):
+        logging.getLogger(name).removeHandler(errors)
+    core.close()
+    unexpected = [r.getMessage() for r in errors.records if not getattr(env, "allow_errors", 0)]
+    assert not unexpected, unexpected
+
+
+async def answered(env, interaction, timeout: float = 30.0) -> dict:
+    await env.fake.wait(lambda: interaction.followups or env.task.done(), timeout,
+                        "a follow-up")
+    assert not env.task.done(), env.task.exception()
+    return interaction.followups[0]
+
+
+async def test_command_sync_payload(discord_env):
+    fake = discord_env.fake
+    assert set(fake.synced) == {str(GUILD_A), str(GUILD_B)}  # copied to each guild, not empty
+    commands = {c["name"]: c for c in fake.synced[str(GUILD_A)]}
+    assert set(commands) == {"ask", "sources", "article", "ingest", "remove", "stats", "help"}
+    assert commands["ask"]["description"].startswith("Answer a question from the stored news")
+    opts = {o["name"]: o for o in commands["ask"]["options"]}
+    assert opts["question"]["type"] == 3 and opts["question"]["required"] is True
+    assert opts["question"]["max_length"] == 1000
+    assert opts["question"]["description"] == "What you want to know, in plain words"
+    assert opts["source"]["required"] is False and opts["source"]["autocomplete"] is True
+    assert opts["since"]["required"] is False
+    ingest = {o["name"]: o for o in commands["ingest"]["options"]}
+    assert ingest["file"]["type"] == 11 and ingest["file"]["required"] is True
+    for c in commands.values():
+        assert c["description"] and all(o["description"] for o in c.get("options", []))
+
+
+async def test_ask_defers_then_answers_with_the_lambrecht_citation(discord_env):
+    fake = discord_env.fake
+    i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    msg = await answered(discord_env, i)
+    assert i.callback["type"] == 5 and i.defer_s < 3.0
+    embed = msg["embeds"][0]
+    assert "[1]" in embed["description"]
+    first = embed["fields"][0]
+    assert first["name"].startswith("[1] British Defense Minister Ben Wallace")
+    assert LAMBRECHT in first["value"] and first["value"].startswith("> ")
+    assert "Interfax, <t:" in first["value"] and ":D>" in first["value"]
+    assert msg["allowed_mentions"] == {"parse": []}
+    labels = [c.get("label") for row in msg["components"] for c in row["components"]]
+    assert "Show passages" in labels
+    assert fake.rejected == []
+
+
+async def test_abstention_reply_points_to_sources(discord_env):
+    i = await discord_env.fake.command("ask", {"question": "who won the football world cup?"},
+                                       guild_id=GUILD_A)
+    embed = (await answered(discord_env, i))["embeds"][0]
+    assert embed["title"] == "Not found in the articles"
+    assert "/sources" in embed["description"] and "fields" not in embed
+
+
+async def test_show_passages_and_feedback_are_stored_and_exported(discord_env, capsys):
+    fake = discord_env.fake
+    i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    msg = await answered(discord_env, i)
+    click = await fake.click(msg, "Show passages", guild_id=GUILD_A)
+    await fake.wait(lambda: click.callback is not None, what="passages reply")
+    reply = click.callback["data"]
+    assert reply["flags"] & 64  # ephemeral
+    bold = [e["description"] for e in reply["embeds"] if "**" in e["description"]]
+    assert bold and LAMBRECHT.replace(" ", " ") in bold[0].replace("\\", "")
+    up = await fake.click(msg, emoji="\U0001f44d", uid=77, guild_id=GUILD_A)
+    await fake.wait(lambda: up.followups, what="feedback thanks")
+    again = await fake.click(msg, emoji="\U0001f44e", uid=77, guild_id=GUILD_A)
+    await fake.wait(lambda: again.callback is not None, what="second vote refused")
+    assert "already rated" in again.callback["data"]["content"]
+
+    from newsbot.cli import main
+
+    assert main(["--data-dir", str(discord_env.core.data_dir), "feedback", "--json"]) == 0
+    [row] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert row["vote"] == "up" and row["question"] == REFERENCE_QUESTION
+    assert LAMBRECHT in row["citations"][0]["quote"]
+    assert row["user_hash"] != "77" and "77" not in json.dumps(row)
+
+
+async def test_twenty_concurrent_asks_are_all_deferred_in_time_and_answered(discord_env):
+    fake = discord_env.fake
+    questions = [REFERENCE_QUESTION, "what did EU ministers ban?",
+                 "how long did the French minister's talks in Moscow last?",
+                 "why was the pipeline decision delayed?"]
+    sent = await asyncio.gather(*(fake.command("ask", {"question": questions[n % 4]},
+                                               guild_id=GUILD_A, uid=100 + n)
+                                  for n in range(20)))
+    await fake.wait(lambda: all(i.followups for i in sent), 60, "20 follow-ups")
+    assert all(i.callback["type"] == 5 and i.defer_s < 3.0 for i in sent), [
+        i.defer_s for i in sent]
+    assert [e for e in fake.errors if e[2]["code"] == 10062] == []
+
+
+async def test_source_autocomplete_lists_stored_sources(discord_env):
+    i = await discord_env.fake.command("ask", {"question": "x", "source": "inter"},
+                                       guild_id=GUILD_A, focused="source")
+    await discord_env.fake.wait(lambda: i.callback is not None, what="autocomplete")
+    assert i.callback["type"] == 8
+    assert i.callback["data"]["choices"] == [{"name": "Interfax", "value": "Interfax"}]
+
+
+async def test_ingest_attachment_admin_only_and_guilds_isolated(discord_env):
+    fake = discord_env.fake
+    text = (b"Harbour ferry strike\nKiel. March 3. NEWSBOT SAMPLE WIRE - The harbour ferry "
+            b"crews in Kiel went on strike over rosters on Thursday.\n")
+
+    def attachment(name="kiel.txt", data=text, ctype="text/plain; charset=utf-8"):
+        att = fake.upload(name, data, ctype)
+        return {"file": att["id"]}, {"attachments": {att["id"]: att}}
+
+    opts, resolved = attachment()
+    denied = await fake.command("ingest", opts, guild_id=GUILD_A, resolved=resolved)
+    await fake.wait(lambda: denied.callback is not None, what="permission denied")
+    assert denied.callback["data"]["flags"] & 64
+    assert "Only members with Manage Server or the editors role" in \
+        denied.callback["data"]["content"]
+
+    opts, resolved = attachment()
+    ok = await fake.command("ingest", opts, guild_id=GUILD_A, roles=["5005"], resolved=resolved)
+    reply = await answered(discord_env, ok)
+    assert "added 1" in reply["content"] and "kiel.txt" in reply["content"]
+
+    q = {"question": "why did the Kiel ferry crews strike?"}
+    in_a = await answered(discord_env, await fake.command("ask", q, guild_id=GUILD_A))
+    assert "rosters" in in_a["embeds"][0]["fields"][0]["value"]
+    in_b = await answered(discord_env, await fake.command("ask", q, guild_id=GUILD_B, uid=9))
+    assert in_b["embeds"][0]["title"] == "Not found in the articles"
+    in_dm = await answered(discord_env, await fake.command("ask", q, uid=10))
+    assert in_dm["embeds"][0]["title"] == "Not found in the articles"
+
+    # Size and type are refused before anything is downloaded.
+    for name, data, ctype, words in (("big.txt", b"x" * 6_000_000, "text/plain", "the limit"),
+                                     ("photo.png", b"\x89PNG", "image/png", "not a supported"),
+                                     ("fake.txt", b"\x89PNG", "image/png", "not text")):
+        opts, resolved = attachment(name, data, ctype)
+        i = await fake.command("ingest", opts, guild_id=GUILD_A, admin=True, resolved=resolved)
+        await fake.wait(lambda i=i: i.callback is not None, what=f"refusal of {name}")
+        assert words in i.callback["data"]["content"] and i.callback["data"]["flags"] & 64
+
+    # /remove works on this guild's library only.
+    rm = await fake.command("remove", {"id": "kiel"}, guild_id=GUILD_B, admin=True)
+    assert "has no article" in (await answered(discord_env, rm))["content"]
+    rm = await fake.command("remove", {"id": "kiel"}, guild_id=GUILD_A, admin=True)
+    assert "Removed" in (await answered(discord_env, rm))["content"]
+
+
+async def test_discord_limits_hold_for_huge_quotes_and_many_citations():
+    from bot.present import answer_embed, check_message, passage_embeds
+    from retrieval.models import Answer, Citation, Passage
+    from tests.fake_discord import limit_problems
+
+    quote = ("@everyone " + "**bold** _it_ `code` \\ " * 200)[:3000]
+    cites = [Citation(n=n, quote=quote, article_id=f"a{n}", title="T" * 300, source="S" * 200,
+                      published="2022-01-27", url="https://example.org/" + "x" * 200,
+                      start=0, end=3000, score=0.9) for n in range(1, 31)]
+    passages = [Passage(article_id=f"a{n}", library="global", chunk_index=0, start=0, end=3000,
+                        first_sentence=0, last_sentence=0, text=quote, title="T" * 300,
+                        source="S", published="", url="", score=1.0) for n in range(1, 31)]
+    answer = Answer(question="q" * 5000, answer=" ".join(f"{quote} [{n}]" for n in range(1, 31)),
+                    abstained=False, citations=cites, passages=passages)
+    embeds = [answer_embed(answer, "footer " * 500)]
+    check_message(embeds)
+    assert limit_problems({"embeds": [e.to_dict() for e in embeds]}) == []
+    assert "@everyone" not in json.dumps(embeds[0].to_dict()).replace("@\u200beveryone", "")
+    pe = passage_embeds(answer)
+    check_message(pe)
+    assert limit_problems({"embeds": [e.to_dict() for e in pe]}) == []
+
+
+async def test_errors_are_ephemeral_with_a_reference(discord_env, caplog):
+    fake = discord_env.fake
+    long_q = await fake.command("ask", {"question": "x " * 3000}, guild_id=GUILD_A)
+    await fake.wait(lambda: long_q.callback is not None, what="long question reply")
+    assert long_q.callback["data"]["flags"] & 64
+    assert "characters long; the limit is 1,000" in long_q.callback["data"]["content"]
+    bad_date = await fake.command("ask", {"question": "sanctions?", "since": "soon"},
+                                  guild_id=GUILD_A)
+    await fake.wait(lambda: bad_date.callback is not None, what="bad date reply")
+    assert "since must be a date" in bad_date.callback["data"]["content"]
+
+    def broken(*a, **k):
+        raise RuntimeError("secret internal detail")
+
+    discord_env.allow_errors = 1
+    discord_env.core.ask = broken
+    i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    msg = await answered(discord_env, i)
+    assert i.deleted_original and msg["flags"] & 64
+    assert "reference `" in msg["content"] and "secret internal detail" not in msg["content"]
+    ref = msg["content"].split("`")[1]
+    logged = [r for r in discord_env.errors.records if ref in r.getMessage()]
+    assert logged and "secret internal detail" in str(logged[0].exc_info[1])
+
+
+async def test_cooldown_per_user(discord_env):
+    discord_env.bot.settings.cooldown_s = 30
+    fake = discord_env.fake
+    first = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=5)
+    await answered(discord_env, first)
+    second = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=5)
+    await fake.wait(lambda: second.callback is not None, what="cooldown reply")
+    assert second.callback["data"]["content"].startswith("Slow down: you can ask again in")
+    other = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=6)
+    await answered(discord_env, other)
+
+
+async def test_sources_pages_article_stats_help(discord_env):
+    fake = discord_env.fake
+    s = await fake.command("sources", guild_id=GUILD_A)
+    await fake.wait(lambda: s.callback is not None, what="sources")
+    page = s.callback["data"]
+    assert "interfax-wallace-2022-01-27" in page["embeds"][0]["description"]
+    assert page["embeds"][0]["footer"]["text"].startswith("Page 1 of 1 \u00b7 8 articles")
+    a = await fake.command("article", {"id": "interfax-wallace-2022-01-27"}, guild_id=GUILD_A)
+    await fake.wait(lambda: a.callback is not None, what="article")
+    fields = {f["name"]: f["value"] for f in a.callback["data"]["embeds"][0]["fields"]}
+    assert fields["Source"] == "Interfax" and fields["Place"] == "London"
+    st = await fake.command("stats", guild_id=GUILD_A)
+    await fake.wait(lambda: st.callback is not None, what="stats")
+    assert {"name": "Articles", "value": "8", "inline": True} in \
+        st.callback["data"]["embeds"][0]["fields"]
+    h = await fake.command("help", guild_id=GUILD_A)
+    await fake.wait(lambda: h.callback is not None, what="help")
+    assert "/ask" in h.callback["data"]["embeds"][0]["description"]
+
+
+async def test_sources_pagination_buttons(discord_env, tmp_path):
+    records = [{"id": f"p{n}", "title": f"Page story {n}", "text": f"Story {n} is short.",
+                "source": "Pager", "published": f"2023-01-{n + 1:02d}"} for n in range(23)]
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    await asyncio.to_thread(discord_env.core.ingest, [path])
+    fake = discord_env.fake
+    s = await fake.command("sources", {"query": "page story"}, guild_id=GUILD_A)
+    await fake.wait(lambda: s.callback is not None, what="sources")
+    msg = s.original
+    assert msg["embeds"][0]["footer"]["text"].startswith("Page 1 of 3 \u00b7 23 articles")
+    nxt = await fake.click(msg, "Next", guild_id=GUILD_A)
+    await fake.wait(lambda: nxt.callback is not None, what="next page")
+    assert nxt.callback["type"] == 7
+    assert nxt.callback["data"]["embeds"][0]["footer"]["text"].startswith("Page 2 of 3")
+
+
+async def test_rate_limit_is_retried_and_gateway_resumes(discord_env):
+    fake = discord_env.fake
+    fake.rate_limits[r"POST /webhooks/\d+/[^/]+"] = 1
+    i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    msg = await answered(discord_env, i)
+    assert fake.rate_limited and LAMBRECHT in msg["embeds"][0]["fields"][0]["value"]
+    await fake.reconnect()
+    await asyncio.wait_for(fake.resumed.wait(), 20)
+    assert fake.resumes == 1 and fake.identifies == 1
+    after = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=3)
+    await answered(discord_env, after)
+
+
+def _run_cli(env: dict, tmp_path) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "NEWSBOT_"))}
+    full.update(env, NEWSBOT_DATA_DIR=str(tmp_path / "data"))
+    return subprocess.run([sys.executable, "-m", "newsbot", "run"], capture_output=True,
+                          text=True, cwd=tmp_path, env=full, timeout=120)
+
+
+def test_run_without_a_token_is_one_line_and_exit_2(tmp_path):
+    r = _run_cli({}, tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("newsbot: DISCORD_TOKEN is not set: put the bot token in .env "
+                                "or the environment (see .env.example)")
+
+
+async def test_run_with_a_rejected_token_is_a_clear_error(tmp_path):
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        token = "rejected.secret.value"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "newsbot", "run", cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("NEWSBOT_")},
+                 "DISCORD_TOKEN": token, "DISCORD_API_BASE": fake.api_base,
+                 "DISCORD_GATEWAY_URL": fake.gateway_url,
+                 "NEWSBOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)})
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        await fake.stop()
+    err_text = err.decode()
+    assert proc.returncode == 2, err_text
+    assert err_text.strip().splitlines()[-1] == (
+        "newsbot: Discord rejected DISCORD_TOKEN (401 Unauthorized): check the token in .env")
+    assert "Traceback" not in err_text and token not in err_text
+    assert "model and store ready" in err_text
