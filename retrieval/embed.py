@@ -37,6 +37,8 @@ class Embedder:
         self.device_setting = device
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one encode at a time; torch already uses every core
+        self._pending_lock = threading.Lock()
+        self._pending: list[tuple[str, list[np.ndarray]]] = []
 
     @cached_property
     def lc(self):
@@ -76,5 +78,17 @@ class Embedder:
             return np.asarray(self.lc.embed_documents(texts), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
+        """Questions that arrive while the model is busy are encoded together in one batch:
+        under load (the bot) that costs far less than one encode each."""
+        slot: list[np.ndarray] = []
+        with self._pending_lock:
+            self._pending.append((text, slot))
         with self._lock:
-            return np.asarray(self.lc.embed_query(text), dtype=np.float32)
+            if slot:  # an earlier holder of the lock encoded ours with its batch
+                return slot[0]
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+            vecs = np.asarray(self.lc.embed_documents([t for t, _ in batch]), dtype=np.float32)
+            for (_, s), v in zip(batch, vecs, strict=True):
+                s.append(v)
+        return slot[0]
