@@ -51,7 +51,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         report = nb.ingest(args.paths, _library(args, nb), progress, args.encoding)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     if args.json:
         _print_json(report.to_dict())

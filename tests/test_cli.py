@@ -146,3 +146,30 @@ def test_demo_loads_samples_once_then_answers(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "Loading" not in captured.err
     assert LAMBRECHT in json.loads(captured.out)["citations"][0]["quote"]
+
+
+@pytest.mark.parametrize(("quiet", "tty", "shown"), [(False, True, True), (True, True, False),
+                                                      (False, False, False)])
+def test_progress_bar_only_on_a_terminal_and_not_quiet(tmp_path, quiet, tty, shown):
+    import pty
+
+    master, slave = pty.openpty() if tty else (None, subprocess.PIPE)
+    args = [sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"), "ingest",
+            str(SAMPLES / "2022-01-24-dutch-minister-berlin.txt")] + (["--quiet"] if quiet else [])
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
+    out, err = proc.communicate(timeout=300)
+    if tty:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        err = b"".join(chunks)
+    assert proc.returncode == 0 and out.startswith(b"added 1")
+    assert (b"articles" in err) is shown, err
