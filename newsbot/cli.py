@@ -41,7 +41,7 @@ def _progress(quiet: bool):
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(unit=" articles", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(unit=" articles", file=sys.stderr)
     return bar, bar.update
 
 

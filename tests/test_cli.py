@@ -154,6 +154,12 @@ def test_progress_bar_only_on_a_terminal_and_not_quiet(tmp_path, quiet, tty, sho
     import pty
 
     master, slave = pty.openpty() if tty else (None, subprocess.PIPE)
+    if tty:  # a terminal has a size; tqdm draws nothing in zero columns
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     args = [sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"), "ingest",
             str(SAMPLES / "2022-01-24-dutch-minister-berlin.txt")] + (["--quiet"] if quiet else [])
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
