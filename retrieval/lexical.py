@@ -33,6 +33,7 @@ class LexicalIndex:
         self.cache_path = cache_path
         self._index: _Index | None = None
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
 
     def _build(self, generation: int) -> _Index:
         import bm25s
@@ -51,14 +52,16 @@ class LexicalIndex:
         return _Index(generation, retriever, keys, np.array(libs, dtype=object),
                       np.array(skeys, dtype=object), np.array(pubs, dtype=np.int64))
 
-    def _load(self, generation: int) -> _Index | None:
+    def _load(self, generation: int, exact: bool) -> _Index | None:
         try:
             with open(self.cache_path, "rb") as f:
                 fmt, index = pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError,
                 ImportError, TypeError):
             return None
-        return index if fmt == _FORMAT and index.generation == generation else None
+        if fmt != _FORMAT or (exact and index.generation != generation):
+            return None
+        return index
 
     def _save(self, index: _Index) -> None:
         tmp = self.cache_path.with_suffix(".tmp")
@@ -69,15 +72,31 @@ class LexicalIndex:
         except OSError:
             pass  # a cache only; the next start rebuilds it
 
+    def refresh(self) -> _Index:
+        """Bring the index up to date now (writers call this once they are done)."""
+        with self._build_lock:
+            generation = self.catalog.generation()
+            current = self._index
+            if current is None or current.generation != generation:
+                current = self._load(generation, exact=True) or self._build(generation)
+                self._save(current)
+                with self._lock:
+                    self._index = current
+            return current
+
     def index(self) -> _Index:
+        """The current index. A stale one keeps serving while a rebuild runs in the background:
+        safe, because passages are read back from the catalog, which is always current."""
         generation = self.catalog.generation()
         with self._lock:
-            if self._index is None or self._index.generation != generation:
-                self._index = self._load(generation)
-                if self._index is None:
-                    self._index = self._build(generation)
-                    self._save(self._index)
-            return self._index
+            current = self._index
+            if current is None:
+                current = self._index = self._load(generation, exact=False)
+        if current is None:
+            return self.refresh()
+        if current.generation != generation and not self._build_lock.locked():
+            threading.Thread(target=self.refresh, name="bm25-refresh", daemon=True).start()
+        return current
 
     def search(
         self, question: str, n: int, libraries: list[str], source: str | None = None,

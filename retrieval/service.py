@@ -189,6 +189,7 @@ class Newsbot:
         if report.added or report.updated:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
+            self.lexical.refresh()  # the ingest pays for BM25, not the next question
         report.seconds = time.perf_counter() - started
         return report
 
@@ -204,6 +205,7 @@ class Newsbot:
                 return False
             self.vectors.delete(library, [article_id])
             self.catalog.delete(library, [article_id])
+        self.lexical.refresh()
         return True
 
     # -- reading

@@ -99,3 +99,21 @@ def test_libraries_are_separate_namespaces(make_bot, tmp_path):
     nb.ingest([copy_samples(tmp_path / "copy")], library="guild-42")
     assert nb.remove("interfax-wallace-2022-01-27", library="guild-42")
     assert LAMBRECHT in nb.ask(REFERENCE_QUESTION, libraries=["global"]).citations[0].quote
+
+
+def test_stale_bm25_keeps_serving_while_it_rebuilds(make_bot, tmp_path):
+    import time
+
+    reader = make_bot()
+    reader.ingest([SAMPLES])
+    before = reader.lexical.index()
+    # Another process (here: another instance) writes to the same store.
+    writer = make_bot(data_dir=reader.data_dir)
+    writer.ingest([write(tmp_path / "new.txt", "Ferry news\nThe Kiel ferry crews went on "
+                         "strike over rosters.")])
+    assert reader.lexical.index() is before  # served at once, not rebuilt in the asker's path
+    deadline = time.monotonic() + 60
+    while reader.lexical.index().generation != reader.catalog.generation():
+        assert time.monotonic() < deadline, "the background rebuild never finished"
+        time.sleep(0.05)
+    assert "rosters" in reader.ask("why did the Kiel ferry crews strike?").citations[0].quote
