@@ -23,8 +23,7 @@ def best_scores(data_dir: Path, source: Path) -> tuple[list[float], list[bool]]:
     best, supported = [], []
     for q in questions():
         answer = nb.ask(q["question"])
-        scores = nb.best_scores(q["question"], ["global"])
-        best.append(scores[0] if scores else 0.0)
+        best.append(answer.score)
         top = answer.citations[0].quote.lower() if answer.citations else ""
         supported.append(any(" ".join(a.lower().split()) in " ".join(top.split())
                              for a in q["answers"]))

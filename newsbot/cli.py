@@ -189,6 +189,74 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+TARGETS = [("supported@1", lambda m: m.supported_at_1, ">=", 0.50),
+           ("supported@3", lambda m: m.supported_at_3, ">=", 0.75),
+           ("recall@10", lambda m: m.recall[10], ">=", 0.93),
+           ("abstention, answer stored", lambda m: m.abstention, "<=", 0.05),
+           ("latency p95 (ms)", lambda m: m.latency_p95_ms, "<=", 150)]
+
+
+def _target_row(label: str, value: float, op: str, target: float) -> str:
+    met = value >= target if op == ">=" else value <= target
+    shown = f"{value:.0f}" if target > 1 else f"{value:.3f}"
+    return f"| {label} | {shown} | {op} {target} | {'met' if met else 'not met'} |"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import shlex
+
+    from retrieval import evaluate as ev
+
+    nb = _service(args)
+    questions = ev.load_questions(Path(args.questions))[: args.limit or None]
+    library = _library(args, nb) if args.library else "eval"
+    negative = f"{library}-negative"
+    for lib, paths in ((library, args.articles), (negative, args.negative_articles)):
+        if paths:  # idempotent: unchanged articles are skipped by content hash
+            print(f"{lib}: {nb.ingest(paths, lib).summary()}", file=sys.stderr)
+    nb.require_articles([library])
+    nb.warm()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = [args.config] if args.config else list(ev.CONFIGS)
+    results: dict[str, list] = {}
+    bar, progress = _progress(args.quiet)
+    for name in configs:
+        results[name] = ev.run(nb, questions, [library], name, progress=progress)
+        ev.write_jsonl(results[name], out / f"questions-{name}.jsonl")
+    table = {name: ev.metrics(r) for name, r in results.items()}
+    neg = None
+    if args.negative_articles:
+        neg = ev.run(nb, questions, [negative], configs[0], progress=progress)
+        ev.write_jsonl(neg, out / f"questions-{configs[0]}-negative.jsonl")
+    if bar is not None:
+        bar.close()
+    pngs = ev.charts(results, out, configs[0])
+    main_m = table[configs[0]]
+    rows = [_target_row(label, get(main_m), op, target) for label, get, op, target in TARGETS]
+    if neg is not None:
+        rate = ev.metrics(neg).abstention
+        rows.append(_target_row("abstention, other articles only", rate, ">=", 0.9))
+    report = [
+        "# newsbot answer quality", "",
+        f"Generated {dt.date.today().isoformat()} by:", "",
+        f"    newsbot {shlex.join(sys.argv[1:])}", "",
+        f"{len(questions)} questions; {nb.catalog.counts([library])['articles']} articles "
+        f"searched; extractive answers (no LLM); abstention threshold "
+        f"{nb.settings.abstain_below}; {nb.settings.top_k} passages cited from.", "",
+        "## Configurations", "", ev.summary_table(table), "",
+        f"## Targets ({configs[0]})", "", "| metric | value | target | |", "|---|---|---|---|",
+        *rows, "", f"## Why questions are not supported at 1 ({configs[0]})", "",
+        ev.causes(results[configs[0]]), "",
+        "## Charts", "", *(f"![{p}]({p})" for p in pngs), "",
+    ]
+    (out / "report.md").write_text("\n".join(report), encoding="utf-8")
+    print(ev.summary_table(table))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="DIR",
@@ -246,6 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", parents=[common, lib], help="delete an article completely")
     s.add_argument("article_id", metavar="ARTICLE_ID")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("eval", parents=[common, lib],
+                       help="measure answer quality on a question set")
+    s.add_argument("questions", metavar="QUESTIONS.jsonl",
+                   help='one {"id", "question", "answers", "question_date"?} per line')
+    s.add_argument("--articles", nargs="*", default=[], metavar="PATH",
+                   help="articles to search (ingested into --library, default 'eval')")
+    s.add_argument("--negative-articles", nargs="*", default=[], metavar="PATH",
+                   help="articles that do not hold the answers: abstention is measured on them")
+    s.add_argument("--limit", type=int, default=0, metavar="N", help="first N questions only")
+    s.add_argument("--out", default="eval-out", metavar="DIR",
+                   help="where report.md, charts and per-question JSONL go")
+    s.add_argument("--config", choices=["hybrid", "dense", "bm25"],
+                   help="only this configuration (default: all)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("run", parents=[common], help="run the Discord bot (needs DISCORD_TOKEN)")
     s.set_defaults(func=cmd_run)

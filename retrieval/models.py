@@ -107,6 +107,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0  # the best sentence's score, which the abstention threshold is set on
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` shape; the CLI contract depends on these keys."""
@@ -117,6 +118,7 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "passages": [asdict(p) for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "score": round(self.score, 4),
         }
 
 

@@ -11,6 +11,7 @@ from retrieval.lexical import LexicalIndex
 from retrieval.models import Passage
 from retrieval.store import VectorStore, where_filter
 
+MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # the constant from Cormack et al.; flattens the head so both lists get a say
 
 
@@ -33,17 +34,24 @@ def rrf(*ranked: list[tuple[str, str, int]]) -> list[tuple[tuple[str, str, int],
 def hybrid_search(
     question: str, qvec: np.ndarray, k: int, filters: Filters, catalog: Catalog,
     vectors: VectorStore, lexical: LexicalIndex, timings: dict[str, float],
-    depth: int = 40,
+    depth: int = 40, mode: str = "hybrid",
 ) -> list[Passage]:
+    """``mode`` is hybrid (the default), dense or bm25: the last two exist to be compared."""
     import time
 
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}")
+    depth = max(depth, k)
+    dense_hits, lex_hits = [], []
     t = time.perf_counter()
-    where = where_filter(filters.libraries, filters.source, filters.since, filters.until)
-    dense_hits = vectors.search_chunks(qvec, depth, where)
+    if mode != "bm25":
+        where = where_filter(filters.libraries, filters.source, filters.since, filters.until)
+        dense_hits = vectors.search_chunks(qvec, depth, where)
     timings["dense_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    lex_hits = lexical.search(question, depth, filters.libraries, filters.source,
-                              filters.since, filters.until)
+    if mode != "dense":
+        lex_hits = lexical.search(question, depth, filters.libraries, filters.source,
+                                  filters.since, filters.until)
     timings["lexical_ms"] = (time.perf_counter() - t) * 1000
 
     # A vector whose article is not ready (mid-ingest, or replaced) is never shown.
@@ -51,7 +59,7 @@ def hybrid_search(
     dense = [(h.library, h.article_id, h.idx) for h in dense_hits
              if ready.get((h.library, h.article_id)) == h.hash]
     fused = rrf(dense, [key for key, _ in lex_hits])
-    meta = catalog.chunk_meta(key for key, _ in fused[: k * 2])
+    meta = catalog.chunk_meta(key for key, _ in fused[: k + 10])
     passages = []
     for key, score in fused:
         row = meta.get(key)

@@ -221,8 +221,11 @@ class Newsbot:
 
     def ask(
         self, question: str, libraries: list[str] | None = None, source: str | None = None,
-        since: str | None = None, until: str | None = None, k: int | None = None,
+        since: str | None = None, until: str | None = None, k: int | None = None, *,
+        depth: int | None = None, mode: str = "hybrid", as_of: str | None = None,
     ) -> Answer:
+        """Answer from the top ``k`` passages (``depth`` are returned, for evaluation). With
+        ``as_of``, the question is asked as on that date: later articles are left out."""
         from retrieval.answer import extractive
         from retrieval.cite import candidates, score_candidates, select
         from retrieval.search import Filters, hybrid_search
@@ -232,6 +235,9 @@ class Newsbot:
         libraries = [check_library(lib) for lib in (libraries or [self.settings.library])]
         filters = Filters(libraries, source or None, check_date(since, "--since"),
                           check_date(until, "--until"))
+        as_of = check_date(as_of, "as_of")
+        if as_of and (filters.until is None or as_of < filters.until):
+            filters.until = as_of
         if filters.since and filters.until and filters.since > filters.until:
             raise QuestionError("--since is after --until")
         k = self.settings.top_k if k is None else k
@@ -241,29 +247,19 @@ class Newsbot:
         t = time.perf_counter()
         qvec = self.embedder.embed_query(q)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
-        passages = hybrid_search(q, qvec, k, filters, self.catalog, self.vectors, self.lexical,
-                                 timings)
+        passages = hybrid_search(q, qvec, max(k, depth or 0), filters, self.catalog,
+                                 self.vectors, self.lexical, timings, mode=mode)
         t = time.perf_counter()
-        ranked = score_candidates(q, qvec, candidates(passages, self.catalog), self.vectors)
+        ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
+                                  self.vectors)
         citations = select(ranked, self.settings.abstain_below, self.settings.max_citations)
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
+        answer.score = ranked[0].score if ranked else 0.0
         return answer
-
-    def best_scores(self, question: str, libraries: list[str]) -> list[float]:
-        """Top sentence scores for a question, for calibrating the abstention threshold."""
-        from retrieval.cite import candidates, score_candidates
-        from retrieval.search import Filters, hybrid_search
-
-        q = self.check_question(question)
-        qvec = self.embedder.embed_query(q)
-        passages = hybrid_search(q, qvec, self.settings.top_k, Filters(libraries), self.catalog,
-                                 self.vectors, self.lexical, {})
-        return [c.score for c in score_candidates(q, qvec, candidates(passages, self.catalog),
-                                                  self.vectors)]
 
     def require_articles(self, libraries: list[str]) -> None:
         if not self.catalog.counts(libraries)["articles"]:
