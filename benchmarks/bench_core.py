@@ -3,16 +3,15 @@
 Prints figures; it asserts nothing (timings on a shared 2-core machine are noisy: read the
 medians and ratios). Usage:
 
-    .venv/bin/python benchmarks/bench_core.py [--work DIR] [--articles N] [--repeats R]
+    .venv/bin/python benchmarks/bench_core.py [--store DIR] [--articles N] [--repeats R]
 
-The stores it builds under --work (default /tmp/newsbot-bench) are reused by later runs:
-ingest is idempotent, so only the first run pays for embedding the ~4.6k articles.
+Query latency is measured on the store that `newsbot eval` builds (README, "Answer quality"):
+the RealTime QA dev articles in library `global`, the BBC articles in `global-negative`.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,11 +19,9 @@ import time
 from pathlib import Path
 
 from common import (
-    BBC_ARTICLES,
     ROOT,
     RTQA_ARTICLES,
     bot,
-    ingest_records,
     median,
     need_shared,
     pct,
@@ -84,28 +81,12 @@ def bench_queries(data_dir: Path, label: str, libraries: list[str]) -> None:
     nb.close()
 
 
-def ensure_stores(work: Path) -> tuple[Path, Path]:
-    rtqa, combined = work / "rtqa", work / "rtqa+bbc"
-    for path, sources in ((rtqa, [RTQA_ARTICLES]), (combined, [RTQA_ARTICLES, BBC_ARTICLES])):
-        if not path.exists() and path == combined and rtqa.exists():
-            shutil.copytree(rtqa, combined)  # only the BBC articles are new
-        nb = bot(path)
-        for src in sources:
-            t = time.perf_counter()
-            report = ingest_records(nb, src)
-            if report.added or report.updated:
-                print(f"built {path.name}: {src.name}: {report.summary()} "
-                      f"({time.perf_counter() - t:.0f} s)")
-        nb.close()
-    return rtqa, combined
-
-
 def cold_start(data_dir: Path) -> None:
     runs = []
     for _ in range(3):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(data_dir), "ask",
-                        "--json", "who did Wallace meet in Germany?"], check=True, cwd=ROOT,
+                        "--json", "who won the Tour de France?"], check=True, cwd=ROOT,
                        capture_output=True)
         runs.append(time.perf_counter() - t)
     print(f"cold start of `newsbot ask` (one question, new process): median "
@@ -114,7 +95,8 @@ def cold_start(data_dir: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--work", type=Path, default=Path("/tmp/newsbot-bench"))
+    p.add_argument("--store", type=Path, default=Path("/tmp/newsbot-eval"),
+                   help="data dir built by `newsbot eval` (see README)")
     p.add_argument("--articles", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-ingest", action="store_true")
@@ -122,11 +104,10 @@ def main() -> None:
     need_shared()
     if not args.skip_ingest:
         bench_ingest(args.articles, args.repeats)
-    rtqa, combined = ensure_stores(args.work)
-    bench_queries(rtqa, "RealTime QA dev articles", ["global"])
-    bench_queries(combined, "RealTime QA + BBC articles", ["global"])
+    bench_queries(args.store, "RealTime QA dev articles", ["global"])
+    bench_queries(args.store, "RealTime QA + BBC articles", ["global", "global-negative"])
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
-    cold_start(combined)
+    cold_start(args.store)
 
 
 if __name__ == "__main__":

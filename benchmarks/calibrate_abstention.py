@@ -1,55 +1,46 @@
-"""Calibrate the abstention threshold (NEWSBOT_ABSTAIN_BELOW) on real questions.
+"""Calibrate the abstention threshold (NEWSBOT_ABSTAIN_BELOW) from a `newsbot eval` run.
 
-For each RealTime QA dev question, the best sentence score is taken twice: against a store of
-its own articles (the answer is there) and against a store of BBC articles only (it is not).
-A good threshold keeps the first above it and the second below it. Usage:
+`newsbot eval ... --negative-articles OTHER` answers every question twice: against its own
+articles (the answer is there) and against other articles only (it is not). Each answer records
+the best sentence score. A good threshold keeps the first above it and the second below it.
 
-    .venv/bin/python benchmarks/calibrate_abstention.py [--work DIR]
-
-It builds (or reuses) DIR/rtqa and DIR/bbc; see bench_core.py.
+    .venv/bin/python benchmarks/calibrate_abstention.py EVAL_OUT_DIR [--config hybrid]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from common import BBC_ARTICLES, RTQA_ARTICLES, bot, ingest_records, need_shared, pct, questions
+from common import pct
 
 
-def best_scores(data_dir: Path, source: Path) -> tuple[list[float], list[bool]]:
-    nb = bot(data_dir)
-    ingest_records(nb, source)
-    best, supported = [], []
-    for q in questions():
-        answer = nb.ask(q["question"])
-        best.append(answer.score)
-        top = answer.citations[0].quote.lower() if answer.citations else ""
-        supported.append(any(" ".join(a.lower().split()) in " ".join(top.split())
-                             for a in q["answers"]))
-    nb.close()
-    return best, supported
+def load(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--work", type=Path, default=Path("/tmp/newsbot-bench"))
+    p.add_argument("out", type=Path)
+    p.add_argument("--config", default="hybrid")
     args = p.parse_args()
-    need_shared()
-    own, supported = best_scores(args.work / "rtqa", RTQA_ARTICLES)
-    bbc, _ = best_scores(args.work / "bbc", BBC_ARTICLES)
+    own = load(args.out / f"questions-{args.config}.jsonl")
+    other = load(args.out / f"questions-{args.config}-negative.jsonl")
+    s_own, s_other = [r["score"] for r in own], [r["score"] for r in other]
     n = len(own)
-    print(f"{n} questions; best sentence score per question")
-    for name, xs in (("own articles", own), ("BBC only", bbc)):
+    print(f"{n} questions; best sentence score per question ({args.config})")
+    for name, xs in (("own articles", s_own), ("other only", s_other)):
         print(f"  {name:<13} p5 {pct(xs, 5):.3f}  p10 {pct(xs, 10):.3f}  p50 {pct(xs, 50):.3f}"
               f"  p90 {pct(xs, 90):.3f}  p95 {pct(xs, 95):.3f}")
-    print(f"  supported@1 at no threshold: {sum(supported) / n:.2f}")
-    print(" threshold  abstain(own)  abstain(BBC)  supported@1 kept")
-    for t in [x / 100 for x in range(30, 71, 2)]:
-        a_own = sum(s < t for s in own) / n
-        a_bbc = sum(s < t for s in bbc) / n
-        kept = sum(ok and s >= t for ok, s in zip(supported, own, strict=True)) / n
-        print(f"   {t:.2f}       {a_own:5.1%}        {a_bbc:5.1%}        {kept:.2f}")
+    print(" threshold  abstain(own)  abstain(other)  supported@1 kept  supported@3 kept")
+    for t in [x / 100 for x in range(30, 76, 2)]:
+        kept1 = sum(r["held_by"] == 1 and r["score"] >= t for r in own) / n
+        kept3 = sum(r["held_by"] is not None and r["held_by"] <= 3 and r["score"] >= t
+                    for r in own) / n
+        print(f"   {t:.2f}       {sum(s < t for s in s_own) / n:6.1%}        "
+              f"{sum(s < t for s in s_other) / n:6.1%}          {kept1:.3f}             "
+              f"{kept3:.3f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 RTQA_ARTICLES = SHARED / "realtimeqa-dev" / "articles.jsonl.gz"
 RTQA_QUESTIONS = SHARED / "realtimeqa-dev" / "questions.jsonl"
-BBC_ARTICLES = SHARED / "bbc" / "articles.jsonl.gz"
 
 
 def need_shared() -> None:
@@ -41,12 +40,6 @@ def bot(data_dir: Path, **overrides):
     from retrieval.service import Newsbot
 
     return Newsbot(Settings(data_dir=data_dir, **overrides))
-
-
-def ingest_records(nb, path: Path, library: str = "global"):
-    from retrieval.ingest import iter_articles
-
-    return nb.ingest_articles(iter_articles([path]), library)
 
 
 def pct(values: list[float], p: float) -> float:
