@@ -25,8 +25,8 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--config", default="hybrid")
     args = p.parse_args()
-    own = load(args.out / f"questions-{args.config}.jsonl")
-    other = load(args.out / f"questions-{args.config}-negative.jsonl")
+    own = load(args.out / "questions" / f"{args.config}.jsonl")
+    other = load(args.out / "questions" / f"{args.config}-negative.jsonl")
     s_own, s_other = [r["score"] for r in own], [r["score"] for r in other]
     n = len(own)
     print(f"{n} questions; best sentence score per question ({args.config})")

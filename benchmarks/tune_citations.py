@@ -1,10 +1,9 @@
 """Compare citation-scoring variants on the RealTime QA dev questions (extractive, no LLM).
 
-For each variant it prints supported@1 and supported@3 (a gold answer inside the first cited
-sentence, or one of the first three) and how many questions abstain at the current threshold.
-A stopgap until `newsbot eval` (issue 4). Usage:
+Each variant overrides constants of retrieval/cite.py and is judged exactly as `newsbot eval`
+judges (retrieval.evaluate), on the store that `newsbot eval` built. Usage:
 
-    .venv/bin/python benchmarks/tune_citations.py [--work DIR] [--limit N]
+    .venv/bin/python benchmarks/tune_citations.py [--store DIR] [--limit N] [--only NAME...]
 """
 
 from __future__ import annotations
@@ -12,50 +11,43 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import bot, need_shared, questions
+from common import RTQA_QUESTIONS, bot, need_shared
 
-VARIANTS = {
+VARIANTS: dict[str, dict] = {
     "default": {},
-    "no context": {"CONTEXT_SHARE": 0.0},
-    "context 0.5": {"CONTEXT_SHARE": 0.5},
+    "context 0.3": {"CONTEXT_SHARE": 0.3},
     "dense-heavy": {"DENSE_WEIGHT": 0.7, "LEXICAL_WEIGHT": 0.3},
     "lexical-heavy": {"DENSE_WEIGHT": 0.4, "LEXICAL_WEIGHT": 0.6},
     "no type bonus": {"TYPE_BONUS": {"quantity": 0.0, "when": 0.0, "who": 0.0}},
 }
 
 
-def norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def main() -> None:
     import retrieval.cite as cite
+    from retrieval import evaluate as ev
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--work", type=Path, default=Path("/tmp/newsbot-bench"))
+    p.add_argument("--store", type=Path, default=Path("/tmp/newsbot-eval"))
+    p.add_argument("--library", default="global")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--only", nargs="*")
     args = p.parse_args()
     need_shared()
-    nb = bot(args.work / "rtqa")
+    nb = bot(args.store)
     nb.warm()
-    qs = questions()[: args.limit or None]
-    base = {k: getattr(cite, k) for k in ("DENSE_WEIGHT", "LEXICAL_WEIGHT", "CONTEXT_SHARE",
-                                          "TYPE_BONUS", "FOLLOW_MARGIN")}
+    qs = ev.load_questions(RTQA_QUESTIONS)[: args.limit or None]
+    names = list(cite.__dict__)
+    base = {k: getattr(cite, k) for k in names if k.isupper()}
     print(f"{len(qs)} questions, threshold {nb.settings.abstain_below}")
-    print(f"{'variant':<16} sup@1  sup@3  abstain")
     for name, overrides in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
         for k, v in {**base, **overrides}.items():
             setattr(cite, k, v)
-        s1 = s3 = abst = 0
-        for q in qs:
-            a = nb.ask(q["question"])
-            golds = [norm(g) for g in q["answers"]]
-            quotes = [norm(c.quote) for c in a.citations]
-            s1 += any(g in quote for g in golds for quote in quotes[:1])
-            s3 += any(g in quote for g in golds for quote in quotes[:3])
-            abst += a.abstained
-        n = len(qs)
-        print(f"{name:<16} {s1 / n:.3f}  {s3 / n:.3f}  {abst / n:.3f}")
+        m = ev.metrics(ev.run(nb, qs, [args.library]))
+        print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
+              f"rec@10 {m.recall[10]:.3f}  abstain {m.abstention:.3f}  "
+              f"p95 {m.latency_p95_ms:.0f} ms", flush=True)
     nb.close()
 
 

@@ -218,18 +218,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     nb.require_articles([library])
     nb.warm()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    details = out / "questions"  # quotes article text: keep it out of version control
+    details.mkdir(parents=True, exist_ok=True)
     configs = [args.config] if args.config else list(ev.CONFIGS)
     results: dict[str, list] = {}
     bar, progress = _progress(args.quiet)
     for name in configs:
         results[name] = ev.run(nb, questions, [library], name, progress=progress)
-        ev.write_jsonl(results[name], out / f"questions-{name}.jsonl")
+        ev.write_jsonl(results[name], details / f"{name}.jsonl")
     table = {name: ev.metrics(r) for name, r in results.items()}
     neg = None
     if args.negative_articles:
         neg = ev.run(nb, questions, [negative], configs[0], progress=progress)
-        ev.write_jsonl(neg, out / f"questions-{configs[0]}-negative.jsonl")
+        ev.write_jsonl(neg, details / f"{configs[0]}-negative.jsonl")
     if bar is not None:
         bar.close()
     pngs = ev.charts(results, out, configs[0])
@@ -325,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="articles that do not hold the answers: abstention is measured on them")
     s.add_argument("--limit", type=int, default=0, metavar="N", help="first N questions only")
     s.add_argument("--out", default="eval-out", metavar="DIR",
-                   help="where report.md, charts and per-question JSONL go")
+                   help="where report.md and charts go; per-question JSONL goes to "
+                        "DIR/questions/")
     s.add_argument("--config", choices=["hybrid", "dense", "bm25"],
                    help="only this configuration (default: all)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -63,7 +63,7 @@ def test_eval_end_to_end_on_the_samples(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| hybrid |" in printed and "| dense |" in printed and "| bm25 |" in printed
     rows = {json.loads(x)["id"]: json.loads(x) for x in
-            (out / "questions-hybrid.jsonl").read_text().splitlines()}
+            (out / "questions" / "hybrid.jsonl").read_text().splitlines()}
     assert rows["s1"]["held_by"] == 1 and rows["s1"]["cause"] == "supported"
     assert rows["s4"]["abstained"] and rows["s4"]["passage_rank"] is None
     # Asked as of 2022-01-30, the March sanctions article does not exist yet.
@@ -77,5 +77,5 @@ def test_eval_end_to_end_on_the_samples(tmp_path, capsys):
     for png in ("recall_at_k.png", "latency.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     negatives = [json.loads(x) for x in
-                 (out / "questions-hybrid-negative.jsonl").read_text().splitlines()]
+                 (out / "questions" / "hybrid-negative.jsonl").read_text().splitlines()]
     assert all(r["abstained"] for r in negatives)
