@@ -9,7 +9,7 @@ import numpy as np
 from retrieval.catalog import Catalog
 from retrieval.lexical import LexicalIndex
 from retrieval.models import Passage
-from retrieval.store import VectorStore, where_filter
+from retrieval.store import VectorStore
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # the constant from Cormack et al.; flattens the head so both lists get a say
@@ -45,8 +45,8 @@ def hybrid_search(
     dense_hits, lex_hits = [], []
     t = time.perf_counter()
     if mode != "bm25":
-        where = where_filter(filters.libraries, filters.source, filters.since, filters.until)
-        dense_hits = vectors.search_chunks(qvec, depth, where)
+        dense_hits = vectors.search_chunks(qvec, depth, filters.libraries, filters.source,
+                                           filters.since, filters.until)
     timings["dense_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     if mode != "dense":

@@ -14,7 +14,6 @@ import time
 import pytest
 
 from retrieval.errors import BusyError
-from retrieval.store import where_filter
 from tests.conftest import ROOT, SAMPLES, write
 
 N_ARTICLES = 160
@@ -40,9 +39,7 @@ def states(data_dir) -> dict[str, int]:
 
 
 def vector_count(nb, kind: str, article_id: str) -> int:
-    store = nb.vectors.sentences if kind == "s" else nb.vectors.chunks
-    return len(store.get(where=where_filter(["global"], article_ids=[article_id]),
-                         include=[])["ids"])
+    return nb.vectors.count("global", article_id)["sentences" if kind == "s" else "chunks"]
 
 
 def test_sigkill_midway_then_rerun(make_bot, tmp_path):

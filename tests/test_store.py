@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 
-from retrieval.store import where_filter
 from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, SAMPLES, copy_samples, write
 
 
 def vector_counts(nb, library="global", article_id=None):
-    where = where_filter([library], article_ids=[article_id] if article_id else None)
-    return {kind: len(store.get(where=where, include=[])["ids"])
-            for kind, store in (("sentences", nb.vectors.sentences),
-                                ("chunks", nb.vectors.chunks))}
+    return nb.vectors.count(library, article_id)
 
 
 def test_reingest_changes_nothing(make_bot):
@@ -117,3 +113,29 @@ def test_stale_bm25_keeps_serving_while_it_rebuilds(make_bot, tmp_path):
         assert time.monotonic() < deadline, "the background rebuild never finished"
         time.sleep(0.05)
     assert "rosters" in reader.ask("why did the Kiel ferry crews strike?").citations[0].quote
+
+
+def test_filters_fall_back_to_an_exact_query_when_overfetch_is_not_enough(make_bot, tmp_path,
+                                                                          monkeypatch):
+    from retrieval.store import VectorStore
+
+    nb = make_bot()
+    recs = [{"id": f"new{i}", "title": f"Bridge {i}", "source": "Wire",
+             "published": "2023-05-01", "text": f"Engineers inspected bridge number {i} on the "
+             f"river. Repairs to bridge {i} will take weeks."} for i in range(60)]
+    recs.append({"id": "old", "title": "Old bridge", "source": "Wire", "published": "2019-02-02",
+                 "text": "Engineers inspected the old stone bridge over the river."})
+    nb.ingest([write(tmp_path / "b.jsonl", "\n".join(json.dumps(r) for r in recs))])
+    calls = []
+    real = VectorStore._query
+
+    def spy(self, library, query, n, where):
+        calls.append(where)
+        return real(self, library, query, n, where)
+
+    monkeypatch.setattr(VectorStore, "OVERFETCH", 1)  # so that over-fetching cannot suffice
+    monkeypatch.setattr(VectorStore, "_query", spy)
+    hits = nb.vectors.search_chunks(nb.embedder.embed_query("bridge inspection"), 5, ["global"],
+                                    until="2019-12-31")
+    assert [h.article_id for h in hits] == ["old"]
+    assert calls[:2] == [None, None] and calls[-1] == {"published": {"$lte": 20191231}}
