@@ -15,10 +15,11 @@ from common import RTQA_QUESTIONS, bot, need_shared
 
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "context 0.3": {"CONTEXT_SHARE": 0.3},
+    "ctx 0.3 all terms": {"CONTEXT_SHARE": 0.3, "CONTEXT_NAMES_ONLY": False},
+    "ctx 0.5 names": {"CONTEXT_SHARE": 0.5},
+    "ctx 1.0 names": {"CONTEXT_SHARE": 1.0},
     "dense-heavy": {"DENSE_WEIGHT": 0.7, "LEXICAL_WEIGHT": 0.3},
     "lexical-heavy": {"DENSE_WEIGHT": 0.4, "LEXICAL_WEIGHT": 0.6},
-    "no type bonus": {"TYPE_BONUS": {"quantity": 0.0, "when": 0.0, "who": 0.0}},
 }
 
 

@@ -22,6 +22,7 @@ PASSAGE_PRIOR = 0.04  # a little trust in the passage ranking, for ties
 TYPE_BONUS = {"quantity": 0.08, "when": 0.05, "who": 0.03}
 FOLLOW_MARGIN = 0.12  # further citations must score within this of the best
 CONTEXT_SHARE = 0.0  # a question term found only around the sentence counts this much
+CONTEXT_NAMES_ONLY = True  # only names carry over from context ("the talks" -> Moscow)
 
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundreds?|thousands?|millions?|billions?|"
@@ -46,18 +47,20 @@ class Candidate:
     score: float = 0.0
 
 
+def _strong(question: str) -> set[str]:
+    """Terms from names and numbers (capitalised past the first word, or with digits)."""
+    ws = words(question)
+    strong = {t for w in ws[1:] if w[:1].isupper() or _NUMBER.search(w) for t in tokens(w)}
+    return strong | {t for w in ws[:1] if any(c.isdigit() for c in w) for t in tokens(w)}
+
+
 def _weights(question: str) -> dict[str, float]:
     """Question terms; names and numbers weigh more, since an answer sentence must share them.
     The "long" of "how long" asks for the answer; it is not a term to match."""
     q = question.lower().split()
     if " ".join(q[:2]) in QUANTITY:
         question = " ".join(question.split()[2:])
-    strong = {t for w in words(question) if w[:1].isupper() or _NUMBER.search(w)
-              for t in tokens(w)}
-    # The first word is capitalised by grammar, not because it names something.
-    first = words(question)[:1]
-    strong -= {t for w in first for t in tokens(w)} - {
-        t for w in words(question)[1:] for t in tokens(w)}
+    strong = _strong(question)
     return {t: (1.5 if t in strong else 1.0) for t in tokens(question)}
 
 
@@ -99,7 +102,7 @@ _MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", 
 
 
 def lexical_overlap(weights: dict[str, float], sentence: str, published: str = "",
-                    context: set[str] | None = None) -> float:
+                    context: set[str] | None = None, strong: set[str] | None = None) -> float:
     """Weighted share of the question's terms that the sentence holds. A term found only in
     the sentence's context (its passage and title) counts half: "the talks" there is resolved
     by the sentences around it."""
@@ -110,7 +113,7 @@ def lexical_overlap(weights: dict[str, float], sentence: str, published: str = "
     got = 0.0
     for t, w in weights.items():
         m = _matches(t, terms)
-        if m < 1.0 and context:
+        if m < 1.0 and context and (not CONTEXT_NAMES_ONLY or t in (strong or ())):
             m = max(m, CONTEXT_SHARE * _matches(t, context))
         got += w * m
     return got / total
@@ -171,6 +174,7 @@ def score_candidates(
 ) -> list[Candidate]:
     vecs = vectors.sentence_vectors([(c.library, c.article_id, c.index) for c in cands])
     weights = _weights(question)
+    strong = _strong(question)
     kind = answer_type(question)
     n = max(1, len({c.passage_rank for c in cands}))
     contexts: dict[int, set[str]] = {}
@@ -182,7 +186,7 @@ def score_candidates(
         v = vecs.get((c.library, c.article_id, c.index))
         dense = float(v @ qvec) if v is not None else 0.0
         lexical = lexical_overlap(weights, c.quote, c.passage.published,
-                                  contexts[id(c.passage)])
+                                  contexts[id(c.passage)], strong)
         c.score = (DENSE_WEIGHT * dense + LEXICAL_WEIGHT * lexical
                    + PASSAGE_PRIOR * (1 - c.passage_rank / n)
                    + type_fit(question, c.quote, kind))

@@ -106,9 +106,13 @@ class VectorStore:
             self._store(kind, library).delete(where={"article_id": {"$in": article_ids}})
 
     def _query(self, library: str, query: np.ndarray, n: int,
-               where: dict[str, Any] | None) -> list[tuple[Any, float]]:
-        return self._store("chunks", library).similarity_search_by_vector_with_relevance_scores(
-            query.tolist(), k=n, filter=where)
+               where: dict[str, Any] | None) -> list[tuple[dict[str, Any], float]]:
+        # The raw collection, not LangChain's similarity search: that one always fetches the
+        # documents too, and search needs only metadata (the text comes from the catalog).
+        got = self._store("chunks", library)._collection.query(
+            query_embeddings=[query], n_results=n, where=where,
+            include=["metadatas", "distances"])
+        return list(zip(got["metadatas"][0], got["distances"][0], strict=True))
 
     def search_chunks(
         self, query: np.ndarray, n: int, libraries: list[str], source: str | None = None,
@@ -126,15 +130,14 @@ class VectorStore:
 
         hits: list[Hit] = []
         for library in libraries:
-            for fetch in ((n * self.OVERFETCH, n * self.OVERFETCH ** 2) if filtered else (n,)):
-                found = self._query(library, query, fetch, None)
-                kept = [(d, dist) for d, dist in found if passes(d.metadata)]
-                if len(kept) >= n or len(found) < fetch:
-                    break
-            else:  # the filter keeps too little of the neighbourhood: ask Chroma exactly
+            fetch = n * self.OVERFETCH if filtered else n
+            found = self._query(library, query, fetch, None)
+            kept = [(m, dist) for m, dist in found if passes(m)]
+            if len(kept) < n and len(found) == fetch:
+                # The filter keeps too little of the neighbourhood: ask Chroma exactly.
                 kept = self._query(library, query, n, _where(skey, lo, hi))
-            hits += [Hit(library, d.metadata["article_id"], int(d.metadata["idx"]),
-                         d.metadata["hash"], float(dist)) for d, dist in kept]
+            hits += [Hit(library, m["article_id"], int(m["idx"]), m["hash"], float(dist))
+                     for m, dist in kept]
         return sorted(hits, key=lambda h: h.distance)[:n]
 
     def sentence_vectors(
