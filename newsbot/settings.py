@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # -- answering
     top_k: int = Field(5, ge=1, le=50)  # passages retrieved per question
     max_citations: int = Field(3, ge=1, le=10)
-    abstain_below: float = Field(0.45, ge=0.0, le=2.0)  # see README, "Abstention"
+    abstain_below: float = Field(0.50, ge=0.0, le=2.0)  # see README, "Abstention"
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
     # -- Discord

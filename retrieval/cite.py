@@ -21,7 +21,7 @@ PASSAGE_PRIOR = 0.04  # a little trust in the passage ranking, for ties
 # Nearly every news sentence names someone, so "who" tells least apart.
 TYPE_BONUS = {"quantity": 0.08, "when": 0.05, "who": 0.03}
 FOLLOW_MARGIN = 0.12  # further citations must score within this of the best
-CONTEXT_SHARE = 0.0  # a question term found only around the sentence counts this much
+CONTEXT_SHARE = 1.0  # a question term found only around the sentence counts this much
 CONTEXT_NAMES_ONLY = True  # only names carry over from context ("the talks" -> Moscow)
 
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
