@@ -1,6 +1,7 @@
-"""Vectors in Chroma: chunks (what search finds) and sentences (what gets cited). Reads go
-through LangChain's Chroma vector store; batch writes carry our own vectors, so Chroma never
-runs an embedding function of its own (its default one would try to download)."""
+"""Vectors in Chroma: chunks (what search finds) and sentences (what gets cited). Collections
+are opened, read by id and deleted from through LangChain's Chroma vector store; writes carry
+our own vectors, so Chroma never runs an embedding function of its own (its default one would
+try to download)."""
 
 from __future__ import annotations
 
