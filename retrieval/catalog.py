@@ -286,13 +286,6 @@ class Catalog:
                 "AND idx BETWEEN ? AND ? ORDER BY idx", (lib, aid, first, last)).fetchall())
         return out
 
-    def texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        return {
-            (lib, aid): self.db.execute(
-                "SELECT text FROM articles WHERE library=? AND id=?", (lib, aid)).fetchone()[0]
-            for lib, aid in set(keys)
-        }
-
     def iter_ready_chunks(self) -> Iterator[tuple[str, str, int, str, str, str]]:
         """(library, article_id, idx, text, source_key, published) of every visible chunk."""
         cur = self.db.execute(
@@ -308,10 +301,12 @@ class Catalog:
         out = {}
         for lib, aid, idx in keys:
             row = self.db.execute(
+                # substr counts characters, as Python slices do: only the chunk is read.
                 "SELECT c.start, c.end, c.first, c.last, a.title, a.source, a.published, a.url, "
-                "a.text, a.place FROM chunks c JOIN articles a ON a.library=c.library AND "
-                "a.id=c.article_id WHERE c.library=? AND c.article_id=? AND c.idx=? "
-                "AND a.status='ready'", (lib, aid, idx)).fetchone()
+                "substr(a.text, c.start + 1, c.end - c.start), a.place FROM chunks c "
+                "JOIN articles a ON a.library=c.library AND a.id=c.article_id "
+                "WHERE c.library=? AND c.article_id=? AND c.idx=? AND a.status='ready'",
+                (lib, aid, idx)).fetchone()
             if row:
                 out[(lib, aid, idx)] = row
         return out

@@ -154,18 +154,18 @@ def _norm(text: str) -> str:
 def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
     spans = catalog.sentence_spans(
         (p.library, p.article_id, p.first_sentence, p.last_sentence) for p in passages)
-    texts = catalog.texts((p.library, p.article_id) for p in passages)
     seen: set[tuple[str, str, int]] = set()
     out = []
     for rank, p in enumerate(passages):
-        text = texts[(p.library, p.article_id)]
         for idx, start, end in spans.get((p.library, p.article_id), []):
             key = (p.library, p.article_id, idx)
             if key in seen or not (p.first_sentence <= idx <= p.last_sentence):
                 continue
             seen.add(key)
-            out.append(Candidate(p.library, p.article_id, idx, start, end, text[start:end], p,
-                                 rank))
+            # The passage is article.text[p.start:p.end], so the quote is exact without
+            # reading the article again.
+            quote = p.text[start - p.start : end - p.start]
+            out.append(Candidate(p.library, p.article_id, idx, start, end, quote, p, rank))
     return out
 
 

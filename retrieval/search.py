@@ -65,10 +65,10 @@ def hybrid_search(
         row = meta.get(key)
         if row is None:
             continue
-        start, end, first, last, title, source, published, url, text, place = row
+        start, end, first, last, title, source, published, url, text, place = row  # chunk text
         passages.append(Passage(
             article_id=key[1], library=key[0], chunk_index=key[2], start=start, end=end,
-            first_sentence=first, last_sentence=last, text=text[start:end], title=title,
+            first_sentence=first, last_sentence=last, text=text, title=title,
             source=source, published=published, url=url, score=score, place=place))
         if len(passages) == k:
             break

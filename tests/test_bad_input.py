@@ -71,7 +71,11 @@ def test_latin1_file_is_refused_clearly_then_read_with_encoding(stocked, tmp_pat
     assert "not valid utf-8 (byte 0xe9 at offset 3)" in f.reason and "--encoding" in f.reason
     report = stocked.ingest([path], encoding="latin-1")
     assert report.added == 1
-    assert "café crème" in stocked.ask("how much does a café crème cost in Paris?").answer
+    answer = stocked.ask("how much does a café crème cost in Paris?")
+    assert "café crème" in answer.answer
+    # Offsets count characters, not bytes, all the way from SQLite to the quote.
+    c = answer.citations[0]
+    assert stocked.catalog.load("global", c.article_id)[0].text[c.start:c.end] == c.quote
 
 
 def test_malformed_jsonl_line_is_reported_and_the_rest_ingested(stocked, tmp_path):
