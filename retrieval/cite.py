@@ -3,6 +3,7 @@ question, and the best one to three become citations whose quote is exactly arti
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 
@@ -11,9 +12,9 @@ import numpy as np
 from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
 from retrieval.store import VectorStore
-from retrieval.tokens import tokens, words
+from retrieval.tokens import normalise, tokens, words
 
-# Weights found on the bundled samples and checked on the dev questions (README, "Abstention").
+# Weights chosen on the dev questions with benchmarks/tune_citations.py (README: quality).
 DENSE_WEIGHT = 0.55
 LEXICAL_WEIGHT = 0.45
 PASSAGE_PRIOR = 0.04  # a little trust in the passage ranking, for ties
@@ -94,18 +95,14 @@ def date_terms(published: str) -> set[str]:
     if not published:
         return set()
     year, month, _ = published.split("-")
-    return set(tokens(f"{_MONTH_NAMES[int(month) - 1]} {year}"))
-
-
-_MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December"]
+    return set(tokens(f"{calendar.month_name[int(month)]} {year}"))
 
 
 def lexical_overlap(weights: dict[str, float], sentence: str, published: str = "",
                     context: set[str] | None = None, strong: set[str] | None = None) -> float:
-    """Weighted share of the question's terms that the sentence holds. A term found only in
-    the sentence's context (its passage and title) counts half: "the talks" there is resolved
-    by the sentences around it."""
+    """Weighted share of the question's terms that the sentence holds. A name found only in
+    the sentence's context (its passage and title) counts CONTEXT_SHARE: "the talks" there is
+    resolved by the sentences around it."""
     total = sum(weights.values())
     if not total:
         return 0.0
@@ -145,10 +142,6 @@ def type_fit(question: str, sentence: str, kind: str) -> float:
     else:
         return 0.0
     return TYPE_BONUS[kind] if hit else 0.0
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
@@ -200,7 +193,7 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
     best = ranked[0].score
     chosen: dict[str, Citation] = {}
     for c in ranked:
-        key = _norm(c.quote)
+        key = normalise(c.quote)
         if key in chosen:
             if c.article_id not in chosen[key].also_in and c.article_id != chosen[key].article_id:
                 chosen[key].also_in.append(c.article_id)

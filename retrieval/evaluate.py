@@ -17,6 +17,7 @@ from typing import Any
 
 from retrieval.errors import NewsbotError
 from retrieval.models import Answer
+from retrieval.tokens import normalise
 
 # The configurations `newsbot eval` compares; "hybrid" is what `ask` and the bot use.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -76,13 +77,9 @@ class Metrics:
     latency_p95_ms: float
 
 
-def norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def holds(text: str, answers: Iterable[str]) -> bool:
-    t = norm(text)
-    return any(norm(a) and norm(a) in t for a in answers)
+    t = normalise(text)
+    return any(normalise(a) and normalise(a) in t for a in answers)
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:

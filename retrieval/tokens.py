@@ -27,6 +27,11 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def normalise(text: str) -> str:
+    """Lower case, whitespace collapsed: how quotes and answers are compared."""
+    return " ".join(text.lower().split())
+
+
 def words(text: str) -> list[str]:
     return [w.strip("'\u2019-") for w in _WORD.findall(text)]
 
