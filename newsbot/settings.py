@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.errors import NewsbotError
@@ -42,6 +50,20 @@ class Settings(BaseSettings):
     max_citations: int = Field(3, ge=1, le=10)
     abstain_below: float = Field(0.50, ge=0.0, le=2.0)  # see README, "Abstention"
     max_question_chars: int = Field(1000, ge=10, le=6000)
+
+    # -- LLM answers (optional; extractive answers stay the default and the fallback)
+    llm_provider: Literal["none", "openai", "ollama"] = "none"
+    llm_base_url: str = ""  # openai: empty is api.openai.com; ollama: empty is localhost:11434
+    llm_model: str = ""
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(30.0, gt=0, le=600)  # the whole answer, streaming included
+    llm_max_tokens: int = Field(400, ge=16, le=8192)
+    llm_evidence: int = Field(8, ge=1, le=30)  # candidate sentences the model may cite
+    # A claim is kept when its cited sentences hold its names and numbers, and its similarity
+    # and content-word overlap with them reach these (calibrated: docs/eval/verification.md).
+    verify_min_similarity: float = Field(0.55, ge=0.0, le=1.0)
+    verify_min_overlap: float = Field(0.75, ge=0.0, le=1.0)
+    followup_turns: int = Field(3, ge=1, le=20)  # earlier turns of a thread used as context
 
     # -- Discord
     discord_token: SecretStr | None = Field(
@@ -80,6 +102,16 @@ class Settings(BaseSettings):
         except NewsbotError as e:
             raise ValueError(str(e)) from None
 
+    @model_validator(mode="after")
+    def _llm(self) -> Settings:
+        if self.llm_provider != "none" and not self.llm_model.strip():
+            raise ValueError(f"NEWSBOT_LLM_MODEL is required with NEWSBOT_LLM_PROVIDER="
+                             f"{self.llm_provider}")
+        if self.llm_provider == "openai" and not (self.llm_api_key or self.llm_base_url):
+            raise ValueError("NEWSBOT_LLM_API_KEY is required for OpenAI itself (set "
+                             "NEWSBOT_LLM_BASE_URL for a local OpenAI-compatible server)")
+        return self
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap(cls, v: int, info) -> int:
@@ -95,6 +127,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
+        if not err["loc"]:  # a check across settings names its variables itself
+            raise NewsbotError(f"invalid settings: {err['msg'].removeprefix('Value error, ')}") \
+                from None
         name = str(err["loc"][0]) if err["loc"] else "settings"
         env = name if name.isupper() else f"NEWSBOT_{name.upper()}"
         raise NewsbotError(f"invalid setting {env}: {err['msg']}") from None

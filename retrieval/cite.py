@@ -12,7 +12,7 @@ import numpy as np
 from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
 from retrieval.store import VectorStore
-from retrieval.tokens import normalise, tokens, words
+from retrieval.tokens import normalise, term_match, tokens, words
 
 # Weights chosen on the dev questions with benchmarks/tune_citations.py (README: quality).
 DENSE_WEIGHT = 0.55
@@ -65,17 +65,6 @@ def _weights(question: str) -> dict[str, float]:
     return {t: (1.5 if t in strong else 1.0) for t in tokens(question)}
 
 
-def _matches(term: str, sentence_terms: set[str]) -> float:
-    if term in sentence_terms:
-        return 1.0
-    # German/Germany, meet/meeting: a shared stem the stemmer missed.
-    if len(term) >= 4:
-        for s in sentence_terms:
-            if len(s) >= 4 and (s.startswith(term) or term.startswith(s)):
-                return 0.8
-    return 0.0
-
-
 _CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z]+(?:\s+(?:of|for)\s+|\s+)){1,5}[A-Z][a-z]+")
 
 
@@ -109,9 +98,9 @@ def lexical_overlap(weights: dict[str, float], sentence: str, published: str = "
     terms = set(tokens(sentence)) | acronyms(sentence) | date_terms(published)
     got = 0.0
     for t, w in weights.items():
-        m = _matches(t, terms)
+        m = term_match(t, terms)
         if m < 1.0 and context and (not CONTEXT_NAMES_ONLY or t in (strong or ())):
-            m = max(m, CONTEXT_SHARE * _matches(t, context))
+            m = max(m, CONTEXT_SHARE * term_match(t, context))
         got += w * m
     return got / total
 
@@ -200,9 +189,13 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
             continue
         if len(chosen) == max_citations or c.score < max(threshold, best - FOLLOW_MARGIN):
             continue
-        p = c.passage
-        chosen[key] = Citation(
-            n=len(chosen) + 1, quote=c.quote, article_id=c.article_id, title=p.title,
-            source=p.source, published=p.published, url=p.url, start=c.start, end=c.end,
-            score=round(c.score, 4), library=c.library, sentence_index=c.index, place=p.place)
+        chosen[key] = to_citation(c, len(chosen) + 1)
     return list(chosen.values())
+
+
+def to_citation(c: Candidate, n: int) -> Citation:
+    p = c.passage
+    return Citation(n=n, quote=c.quote, article_id=c.article_id, title=p.title, source=p.source,
+                    published=p.published, url=p.url, start=c.start, end=c.end,
+                    score=round(c.score, 4), library=c.library, sentence_index=c.index,
+                    place=p.place)

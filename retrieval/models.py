@@ -100,6 +100,18 @@ class Citation:
 
 
 @dataclass(slots=True)
+class ClaimCheck:
+    """One sentence of a generated answer and whether its cited sentences bear it out."""
+
+    claim: str  # the sentence as generated, citation markers included
+    cites: list[int]  # the evidence numbers it cites that exist
+    kept: bool
+    reason: str  # "supported", or why it was removed
+    similarity: float = 0.0  # best embedding similarity to a cited sentence
+    overlap: float = 0.0  # share of its content words found in its cited sentences
+
+
+@dataclass(slots=True)
 class Answer:
     question: str
     answer: str
@@ -108,6 +120,9 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # the best sentence's score, which the abstention threshold is set on
+    generator: str = "extractive"  # or "llm:MODEL" when a verified LLM answer is given
+    note: str = ""  # e.g. why the LLM answer was not used
+    verification: list[ClaimCheck] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` shape; the CLI contract depends on these keys."""
@@ -119,6 +134,9 @@ class Answer:
             "passages": [asdict(p) for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "score": round(self.score, 4),
+            "generator": self.generator,
+            "note": self.note,
+            "verification": [asdict(c) for c in self.verification],
         }
 
 

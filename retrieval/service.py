@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrieval.catalog import Catalog
 from retrieval.errors import BusyError, NewsbotError, QuestionError, StoreError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from newsbot.settings import Settings
     from retrieval.embed import Embedder
+    from retrieval.followup import Turn
     from retrieval.lexical import LexicalIndex
     from retrieval.store import VectorStore
 
@@ -73,6 +74,13 @@ class Newsbot:
         from retrieval.lexical import LexicalIndex
 
         return LexicalIndex(self.catalog, self.data_dir / "bm25.pkl")
+
+    @cached_property
+    def chat_model(self) -> Any:
+        """The configured LLM (a LangChain chat model), or None: extractive answers only."""
+        from retrieval.llm import make_chat_model
+
+        return make_chat_model(self.settings)
 
     def warm(self) -> None:
         """Load the model, open the store and build BM25 now rather than on the first question."""
@@ -223,9 +231,13 @@ class Newsbot:
         self, question: str, libraries: list[str] | None = None, source: str | None = None,
         since: str | None = None, until: str | None = None, k: int | None = None, *,
         depth: int | None = None, mode: str = "hybrid", as_of: str | None = None,
+        llm: bool = True, on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer from the top ``k`` passages (``depth`` are returned, for evaluation). With
-        ``as_of``, the question is asked as on that date: later articles are left out."""
+        ``as_of``, the question is asked as on that date: later articles are left out. When an
+        LLM is configured (and ``llm``), it writes the answer from the candidate sentences and
+        only its verified sentences are kept; ``on_text`` then receives the verified answer
+        as it streams in."""
         from retrieval.answer import extractive
         from retrieval.cite import candidates, score_candidates, select
         from retrieval.search import Filters, hybrid_search
@@ -256,10 +268,36 @@ class Newsbot:
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
+        answer.score = ranked[0].score if ranked else 0.0
+        # The LLM is asked only when the extractive answer found support: where the articles
+        # don't say, no model gets the chance to guess.
+        if llm and self.chat_model is not None and not answer.abstained:
+            from retrieval.generate import llm_answer
+            from retrieval.prompts import render
+            from retrieval.verify import Verifier
+
+            t = time.perf_counter()
+            s = self.settings
+            verifier = Verifier(self.embedder.embed, s.verify_min_similarity,
+                                s.verify_min_overlap)
+            answer = llm_answer(
+                q, ranked, answer, self.chat_model, verifier, evidence_size=s.llm_evidence,
+                timeout_s=s.llm_timeout_s, on_text=on_text,
+                not_found_text=render("not_found", articles=stored, scope=_scope(filters)))
+            timings["llm_ms"] = (time.perf_counter() - t) * 1000
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
-        answer.score = ranked[0].score if ranked else 0.0
         return answer
+
+    def standalone(self, question: str, history: list[Turn]) -> tuple[str, str]:
+        """A follow-up rewritten into a standalone question from the conversation's turns."""
+        from retrieval.followup import rewrite
+
+        q = self.check_question(question)
+        turns = history[-self.settings.followup_turns:]
+        standalone, how = rewrite(q, turns, self.chat_model,
+                                  min(10.0, self.settings.llm_timeout_s))
+        return self.check_question(standalone), how
 
     def require_articles(self, libraries: list[str]) -> None:
         if not self.catalog.counts(libraries)["articles"]:

@@ -45,3 +45,15 @@ def tokens(text: str) -> list[str]:
 
 def tokens_many(texts: list[str]) -> list[list[str]]:
     return [tokens(t) for t in texts]
+
+
+def term_match(term: str, terms: set[str]) -> float:
+    """1 if the stemmed ``term`` is among ``terms``; 0.8 for a shared stem the stemmer missed
+    (German/Germany, meet/meeting); else 0."""
+    if term in terms:
+        return 1.0
+    if len(term) >= 4:
+        for s in terms:
+            if len(s) >= 4 and (s.startswith(term) or term.startswith(s)):
+                return 0.8
+    return 0.0

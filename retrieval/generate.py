@@ -1,0 +1,117 @@
+"""An LLM answer written from the best candidate sentences, shown only where verification bears
+it out; otherwise the extractive answer, with a short note saying why."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from retrieval.answer import mark_passages
+from retrieval.cite import Candidate, to_citation
+from retrieval.llm import LLMError, complete
+from retrieval.models import Answer, ClaimCheck
+from retrieval.prompts import PROMPTS_DIR, render
+from retrieval.tokens import normalise
+from retrieval.verify import Evidence, Verifier, renumber, split_claims
+
+NOT_FOUND = "NOT_FOUND"
+# Sentences that address the model rather than report news never reach it as evidence: a
+# prompt can ask a model to treat article text as data, but cannot make it.
+INSTRUCTION_LIKE = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.]{0,60}\b(?:instructions?|rules|prompts?|"
+    r"guidelines)\b|\bsystem prompt\b|\byou are (?:now )?(?:an? |the )?(?:ai|assistant|"
+    r"chatbot|bot|language model)\b|\bas an ai\b", re.IGNORECASE)
+
+
+@cache
+def _chat_prompt(system: str, user: str):
+    from langchain_core.prompts import ChatPromptTemplate
+
+    def read(name: str) -> str:
+        return (PROMPTS_DIR / f"{name}.txt").read_text("utf-8").strip()
+
+    return ChatPromptTemplate.from_messages([("system", read(system)), ("human", read(user))])
+
+
+def chat_messages(system: str, user: str, **values: str) -> list:
+    return _chat_prompt(system, user).format_messages(**values)
+
+
+def pick_evidence(ranked: list[Candidate], n: int) -> list[Candidate]:
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for c in ranked:
+        key = normalise(c.quote)
+        if key in seen or INSTRUCTION_LIKE.search(c.quote):
+            continue
+        seen.add(key)
+        out.append(c)
+        if len(out) == n:
+            break
+    return out
+
+
+def evidence_block(evidence: list[Candidate]) -> str:
+    return "\n".join(
+        render("evidence_line", n=i, source=c.passage.source or "unknown source",
+               published=c.passage.published or "undated", text=" ".join(c.quote.split()))
+        for i, c in enumerate(evidence, 1))
+
+
+def _fallback(extractive: Answer, reason: str, checks: list[ClaimCheck] | None = None) -> Answer:
+    return replace(extractive, note=render("llm_fallback", reason=reason),
+                   verification=checks or [])
+
+
+def llm_answer(
+    question: str, ranked: list[Candidate], extractive: Answer, model: Any, verifier: Verifier,
+    *, evidence_size: int, timeout_s: float, not_found_text: str,
+    on_text: Callable[[str], None] | None = None,
+) -> Answer:
+    evidence = pick_evidence(ranked, evidence_size)
+    if not evidence:
+        return _fallback(extractive, "no evidence sentence could be given to it")
+    ev = [Evidence(c.quote, c.passage.published, c.passage.source) for c in evidence]
+    stream = None
+    if on_text is not None:
+        checked: dict[str, ClaimCheck] = {}
+        shown = [""]
+
+        def stream(text: str) -> None:
+            # Only whole sentences that passed verification are ever shown, even mid-stream.
+            for claim in split_claims(text)[:-1]:
+                if claim not in checked:
+                    checked[claim] = verifier.check(claim, ev)
+            body, _ = renumber([checked[c] for c in split_claims(text)[:-1]])
+            if body != shown[0]:
+                shown[0] = body
+                on_text(body)
+
+    messages = chat_messages("answer_system", "answer_user", question=question,
+                             evidence=evidence_block(evidence))
+    try:
+        text = complete(model, messages, timeout_s, stream)
+    except LLMError as e:
+        return _fallback(extractive, e.reason)
+    if text.strip().rstrip(".").upper() == NOT_FOUND:
+        return replace(extractive, answer=not_found_text, abstained=True, citations=[],
+                       generator=f"llm:{model_name(model)}",
+                       note="The LLM found no answer in the evidence.")
+    checks = verifier.check_all(text.replace(NOT_FOUND, ""), ev)
+    body, order = renumber(checks)
+    if not body:
+        return _fallback(extractive, "none of its sentences was supported by its citations",
+                         checks)
+    citations = [to_citation(evidence[n - 1], i) for i, n in enumerate(order, 1)]
+    mark_passages(extractive.passages, citations)
+    removed = sum(not c.kept for c in checks)
+    note = f"{removed} unsupported sentence{'s' * (removed != 1)} removed." if removed else ""
+    return replace(extractive, answer=body, citations=citations, note=note,
+                   generator=f"llm:{model_name(model)}", verification=checks)
+
+
+def model_name(model: Any) -> str:
+    return str(getattr(model, "model_name", None) or getattr(model, "model", "") or "llm")
