@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.conversations import Conversations
 from bot.feedback import FeedbackStore
 from newsbot.settings import Settings
 from retrieval.errors import NewsbotError
@@ -37,6 +38,8 @@ class NewsBot(commands.Bot):
         self.core = core
         self.settings = settings
         self.feedback = FeedbackStore(core.data_dir / "feedback.sqlite3")
+        self.conversations = Conversations(core.data_dir / "conversations.sqlite3")
+        self._mentioned: dict[int, float] = {}
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
         self.tree.on_error = self.report_error
@@ -56,6 +59,10 @@ class NewsBot(commands.Bot):
             log.info("synced %d commands globally (Discord may take a while to show them)",
                      len(synced))
 
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: a mention is a follow-up question (see the cog's listener),
+        never a command to parse."""
+
     async def on_ready(self) -> None:
         log.info("ready as %s in %d guilds; startup took %.1f s", self.user, len(self.guilds),
                  time.perf_counter() - self.created)
@@ -63,6 +70,15 @@ class NewsBot(commands.Bot):
     async def close(self) -> None:
         await super().close()
         self.feedback.close()
+        self.conversations.close()
+
+    def mention_cooldown(self, user_id: int) -> bool:
+        """The /ask cooldown, for follow-ups asked by mention: True when the user may ask."""
+        now, last = time.monotonic(), self._mentioned.get(user_id)
+        if last is not None and now - last < self.settings.cooldown_s:
+            return False
+        self._mentioned[user_id] = now
+        return True
 
     def latency_summary(self) -> str:
         xs = sorted(self.answer_ms)

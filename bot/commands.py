@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import re
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -17,15 +20,19 @@ from discord.ext import commands
 
 from bot.app import NotAdmin
 from bot.present import answer_embed, article_embed, check_message, cut, escape
+from bot.stream import Streamer
 from bot.views import AnswerView, SourcesView
 from retrieval.errors import NewsbotError
+from retrieval.followup import Turn
 from retrieval.ingest import SUPPORTED
 from retrieval.libraries import guild_library, visible_libraries
+from retrieval.models import Answer
 from retrieval.service import check_date
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
 
+log = logging.getLogger("newsbot.bot")
 NONE = discord.AllowedMentions.none()
 UPLOAD_SUFFIXES = {".txt", ".md", ".html", ".htm", ".json", ".jsonl"}
 TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/jsonl",
@@ -69,16 +76,99 @@ class NewsCommands(commands.Cog):
         question = self.core.check_question(question)
         since = check_date(since, "since")
         await interaction.response.defer(thinking=True)
-        answer = await asyncio.to_thread(
-            self.core.ask, question, libraries=visible_libraries(interaction.guild_id),
-            source=source, since=since)
+        in_thread = await asyncio.to_thread(self.bot.conversations.is_thread,
+                                            interaction.channel_id)
+        asked = await self._standalone(interaction.channel_id, question) if in_thread \
+            else question
+        libraries = visible_libraries(interaction.guild_id)
+        if self.core.chat_model is None:
+            answer = await asyncio.to_thread(self.core.ask, asked, libraries=libraries,
+                                             source=source, since=since)
+            message = await interaction.followup.send(
+                embed=self._embed(answer, asked, question), view=AnswerView(self.bot, answer),
+                allowed_mentions=NONE, wait=True)
+        else:
+            stream = Streamer(interaction)
+            try:
+                answer = await asyncio.to_thread(self.core.ask, asked, libraries=libraries,
+                                                 source=source, since=since,
+                                                 on_text=stream.push)
+            finally:
+                stream.closing = True
+            message = await stream.finish(content=None,
+                                          embed=self._embed(answer, asked, question),
+                                          view=AnswerView(self.bot, answer),
+                                          allowed_mentions=NONE)
+        self.bot.answer_ms.append((time.perf_counter() - started) * 1000)
+        turn = Turn(asked, answer.answer)
+        if in_thread:
+            await asyncio.to_thread(self.bot.conversations.add, interaction.channel_id, turn)
+        elif isinstance(interaction.channel, discord.TextChannel):
+            await self._open_thread(interaction.channel, message, question, turn)
+
+    def _embed(self, answer: Answer, asked: str, question: str) -> discord.Embed:
         footer = f"{len(answer.passages)} passages searched \u00b7 " \
                  f"{answer.timings_ms.get('total_ms', 0):.0f} ms"
+        if asked != question:
+            footer = f"Read as: {asked} \u00b7 {footer}"
+        if answer.note:
+            footer = f"{answer.note} \u00b7 {footer}"
         embed = answer_embed(answer, footer)
         check_message([embed])
-        await interaction.followup.send(embed=embed, view=AnswerView(self.bot, answer),
-                                        allowed_mentions=NONE)
-        self.bot.answer_ms.append((time.perf_counter() - started) * 1000)
+        return embed
+
+    async def _standalone(self, thread_id: int | None, question: str) -> str:
+        history = await asyncio.to_thread(self.bot.conversations.history, thread_id,
+                                          self.bot.settings.followup_turns)
+        asked, _ = await asyncio.to_thread(self.core.standalone, question, history)
+        return asked
+
+    async def _open_thread(self, channel: discord.TextChannel, message: discord.Message,
+                           question: str, turn: Turn) -> None:
+        """Follow-ups go in a thread under the answer; without permission to open one, the
+        answer simply stands alone."""
+        try:
+            thread = await channel.create_thread(name=cut(question, 100), message=message,
+                                                 auto_archive_duration=1440)
+        except discord.HTTPException as e:
+            log.info("no thread for answer %s: %s", message.id, e)
+            return
+        await asyncio.to_thread(self.bot.conversations.start, thread.id, channel.guild.id,
+                                turn)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """A mention of the bot inside one of its answer threads is a follow-up question.
+        Discord sends the content of messages that mention the bot without the privileged
+        message-content intent."""
+        me = self.bot.user
+        if message.author.bot or me is None or me not in message.mentions:
+            return
+        if not await asyncio.to_thread(self.bot.conversations.is_thread, message.channel.id):
+            return
+        text = re.sub(rf"<@!?{me.id}>", " ", message.content)
+        try:
+            if not self.bot.mention_cooldown(message.author.id):
+                raise NewsbotError("Slow down: ask again in a few seconds.")
+            question = self.core.check_question(text)
+            async with message.channel.typing():
+                asked = await self._standalone(message.channel.id, question)
+                answer = await asyncio.to_thread(
+                    self.core.ask, asked, libraries=visible_libraries(message.guild.id
+                                                                      if message.guild else None))
+            await message.reply(embed=self._embed(answer, asked, question),
+                                view=AnswerView(self.bot, answer), allowed_mentions=NONE,
+                                mention_author=False)
+            self.bot.answer_ms.append(answer.timings_ms.get("total_ms", 0))
+            await asyncio.to_thread(self.bot.conversations.add, message.channel.id,
+                                    Turn(asked, answer.answer))
+        except NewsbotError as e:
+            await message.reply(str(e), allowed_mentions=NONE, mention_author=False)
+        except Exception:
+            ref = secrets.token_hex(3)
+            log.exception("error %s answering a mention", ref)
+            await message.reply(f"Something went wrong on our side (reference `{ref}`).",
+                                allowed_mentions=NONE, mention_author=False)
 
     @ask.autocomplete("source")
     async def _source_choices(self, interaction: discord.Interaction,

@@ -98,6 +98,7 @@ class Interaction:
     followups: list[dict[str, Any]] = field(default_factory=list)
     followup_at: list[float] = field(default_factory=list)
     deleted_original: bool = False
+    edits: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # PATCH @original
 
     @property
     def defer_s(self) -> float | None:
@@ -118,6 +119,8 @@ class FakeDiscord:
         self.port = 0
         self.guilds: dict[int, dict[str, Any]] = {}
         self.channels: dict[int, int] = {}  # guild -> channel
+        self.threads: dict[int, dict[str, Any]] = {}  # thread id -> thread channel
+        self.posted: dict[int, list[dict[str, Any]]] = {}  # channel id -> messages the bot sent
         self.synced: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id -> commands
         self.interactions: dict[int, Interaction] = {}
         self.messages: dict[int, dict[str, Any]] = {}
@@ -282,8 +285,10 @@ class FakeDiscord:
     async def command(self, name: str, options: dict[str, Any] | None = None, *,
                       guild_id: int | None = None, uid: int = 42, admin: bool = False,
                       roles: list[str] | None = None, focused: str | None = None,
-                      resolved: dict[str, Any] | None = None) -> Interaction:
-        """Send a slash command (type 2), or its autocomplete (type 4) when ``focused``."""
+                      resolved: dict[str, Any] | None = None,
+                      channel_id: int | None = None) -> Interaction:
+        """Send a slash command (type 2), or its autocomplete (type 4) when ``focused``; with
+        ``channel_id``, from that channel or thread."""
         opts = []
         for k, v in (options or {}).items():
             kind = 11 if k == "file" else 3
@@ -297,8 +302,10 @@ class FakeDiscord:
             data["guild_id"] = str(guild_id)
         if resolved:
             data["resolved"] = resolved
-        return await self._send_interaction(self._envelope(4 if focused else 2, data, guild_id,
-                                                           uid, admin, roles or []))
+        payload = self._envelope(4 if focused else 2, data, guild_id, uid, admin, roles or [])
+        if channel_id in self.threads:
+            payload.update(channel_id=str(channel_id), channel=self.threads[channel_id])
+        return await self._send_interaction(payload)
 
     async def click(self, message: dict[str, Any], label: str | None = None, *,
                     emoji: str | None = None, uid: int = 42,
@@ -331,7 +338,7 @@ class FakeDiscord:
                  flags: int = 0) -> dict[str, Any]:
         mid = snowflake()
         msg = {"id": str(mid), "type": 20 if interaction else 0,
-               "channel_id": str(self.channels.get(interaction.guild_id, 1) if interaction
+               "channel_id": str(interaction.payload.get("channel_id") if interaction
                                  and interaction.guild_id else 1),
                "author": BOT_USER, "content": body.get("content") or "",
                "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None,
@@ -400,10 +407,69 @@ class FakeDiscord:
         if m and method == "POST":
             return await self._callback(route, int(m.group(1)), m.group(2),
                                         await self._body(request))
+        m = re.fullmatch(r"channels/(\d+)/messages/(\d+)/threads", path)
+        if m and method == "POST":
+            return await self._start_thread(int(m.group(1)), int(m.group(2)),
+                                            await self._body(request))
+        m = re.fullmatch(r"channels/(\d+)/messages", path)
+        if m and method == "POST":
+            return await self._post(route, int(m.group(1)), await self._body(request))
+        if re.fullmatch(r"channels/(\d+)/typing", path) and method == "POST":
+            return web.Response(status=204)
         m = re.fullmatch(r"webhooks/(\d+)/([^/]+)(?:/messages/(@original|\d+))?", path)
         if m:
             return await self._webhook(route, method, m.group(2), m.group(3), request)
         return self._error(route, 404, 0, f"404: not in the fake ({route})")
+
+    def _guild_of(self, channel_id: int) -> int:
+        if channel_id in self.threads:
+            return int(self.threads[channel_id]["guild_id"])
+        return next(g for g, c in self.channels.items() if c == channel_id)
+
+    async def _start_thread(self, channel_id: int, message_id: int,
+                            body: dict[str, Any]) -> web.Response:
+        """A public thread started from a message; its id is the message's, as on Discord."""
+        if channel_id in self.threads or message_id not in self.messages:
+            return self._error(f"POST /channels/{channel_id}/threads", 400, 50024,
+                               "Cannot execute action on this channel type")
+        guild_id = self._guild_of(channel_id)
+        thread = {"id": str(message_id), "guild_id": str(guild_id), "parent_id": str(channel_id),
+                  "owner_id": str(BOT_ID), "name": body.get("name", ""), "type": 11,
+                  "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+                  "member_count": 1, "total_message_sent": 0, "flags": 0,
+                  "thread_metadata": {"archived": False, "auto_archive_duration":
+                                      body.get("auto_archive_duration", 1440),
+                                      "archive_timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                                      "locked": False}}
+        if not thread["name"] or utf16(thread["name"]) > 100:
+            return self._error("POST threads", 400, 50035, "Invalid Form Body: name")
+        self.threads[message_id] = thread
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return json_response(thread)
+
+    async def _post(self, route: str, channel_id: int, body: dict[str, Any]) -> web.Response:
+        if problems := limit_problems(body):
+            self.rejected.append((route, problems))
+            return self._error(route, 400, 50035, "Invalid Form Body: " + "; ".join(problems))
+        msg = self._message(body, None)
+        msg.update(channel_id=str(channel_id), guild_id=str(self._guild_of(channel_id)),
+                   message_reference=body.get("message_reference"))
+        self.posted.setdefault(channel_id, []).append(msg)
+        return json_response(msg)
+
+    async def mention(self, channel_id: int, text: str, uid: int = 42) -> dict[str, Any]:
+        """A member's message that @mentions the bot (Discord sends its content to the bot even
+        without the message-content intent)."""
+        guild_id = self._guild_of(channel_id)
+        msg = {"id": str(snowflake()), "channel_id": str(channel_id), "guild_id": str(guild_id),
+               "author": user(uid, f"user{uid}"), "member": self._member(uid, f"user{uid}",
+                                                                        False, []),
+               "content": f"<@{BOT_ID}> {text}", "timestamp": dt.datetime.now(dt.UTC)
+               .isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+               "mentions": [BOT_USER], "mention_roles": [], "attachments": [], "embeds": [],
+               "pinned": False, "type": 0, "flags": 0, "components": []}
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return msg
 
     def _by_token(self, token: str) -> Interaction | None:
         return next((i for i in self.interactions.values() if i.token == token), None)
@@ -455,6 +521,7 @@ class FakeDiscord:
             i.followup_at.append(time.monotonic())
             return json_response(msg)
         if method == "PATCH" and which == "@original" and i.original is not None:
+            i.edits.append((time.monotonic(), body))
             i.original.update({k: v for k, v in body.items() if k in ("content", "embeds",
                                                                      "components")})
             return json_response(i.original)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -39,7 +40,13 @@ class ErrorLog(logging.Handler):
 
 
 @pytest.fixture
-async def discord_env(tmp_path, embedder, monkeypatch):
+def extra_settings() -> dict:
+    """Settings a test class adds to the bot's (overridden where needed)."""
+    return {}
+
+
+@pytest.fixture
+async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
     from bot.app import NewsBot
     from bot.run import point_at
     from newsbot.settings import Settings
@@ -58,7 +65,7 @@ async def discord_env(tmp_path, embedder, monkeypatch):
     for name in ("discord", "newsbot"):
         logging.getLogger(name).addHandler(errors)
     settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=f"{GUILD_A},{GUILD_B}",
-                        cooldown_s=0, admin_role="editors")
+                        cooldown_s=0, admin_role="editors", **extra_settings)
     core = Newsbot(settings)
     core.__dict__["embedder"] = embedder
     core.ingest([SAMPLES])
@@ -76,6 +83,11 @@ async def discord_env(tmp_path, embedder, monkeypatch):
     env = type("Env", (), {"fake": fake, "bot": bot, "core": core, "errors": errors,
                            "task": task})
     yield env
+    # Let commands still at work (a thread being opened after the answer) finish first.
+    busy = [t for t in asyncio.all_tasks() if not t.done() and (
+        t.get_name() == "CommandTree-invoker" or t.get_name().startswith("discord.py: on_"))]
+    if busy:
+        await asyncio.wait(busy, timeout=15)
     await bot.close()
     await asyncio.wait_for(task, 10)
     await fake.stop()
@@ -373,3 +385,114 @@ async def test_run_with_a_rejected_token_is_a_clear_error(tmp_path):
         "newsbot: Discord rejected DISCORD_TOKEN (401 Unauthorized): check the token in .env")
     assert "Traceback" not in err_text and token not in err_text
     assert "model and store ready" in err_text
+
+
+# -- follow-up questions in threads, and streamed LLM answers
+FOLLOW_UP = "and who did he meet in the Netherlands?"
+
+
+async def test_ask_opens_a_thread_where_a_follow_up_is_answered(discord_env):
+    fake = discord_env.fake
+    first = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    msg = await answered(discord_env, first)
+    await fake.wait(lambda: fake.threads, what="a thread under the answer")
+    [(thread_id, thread)] = fake.threads.items()
+    assert thread_id == int(msg["id"]) and thread["name"] == REFERENCE_QUESTION
+
+    follow = await fake.command("ask", {"question": FOLLOW_UP}, guild_id=GUILD_A,
+                                channel_id=thread_id)
+    reply = await answered(discord_env, follow)
+    assert follow.defer_s < 3.0 and reply["channel_id"] == str(thread_id)
+    embed = reply["embeds"][0]
+    assert "Netherlands" in embed["fields"][0]["value"]
+    assert embed["fields"][0]["name"].startswith("[1] British Defense Minister Ben Wallace")
+    assert "Read as: who did Wallace meet in the Netherlands?" in embed["footer"]["text"]
+    assert len(fake.threads) == 1  # no thread inside a thread
+
+    # The conversation is on disk: a restarted bot still has both turns.
+    from bot.conversations import Conversations
+
+    saved = Conversations(discord_env.core.data_dir / "conversations.sqlite3")
+    assert [t.question for t in saved.history(thread_id, 5)] == [
+        REFERENCE_QUESTION, "who did Wallace meet in the Netherlands?"]
+    saved.close()
+
+
+async def test_mention_in_an_answer_thread_is_a_follow_up(discord_env):
+    fake = discord_env.fake
+    first = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+    await answered(discord_env, first)
+    await fake.wait(lambda: fake.threads, what="a thread under the answer")
+    [thread_id] = fake.threads
+    asked = await fake.mention(thread_id, FOLLOW_UP)
+    await fake.wait(lambda: fake.posted.get(thread_id), what="a reply in the thread")
+    [reply] = fake.posted[thread_id]
+    assert str(reply["message_reference"]["message_id"]) == asked["id"]
+    assert reply["allowed_mentions"]["parse"] == []
+    assert reply["allowed_mentions"]["replied_user"] is False
+    assert "Netherlands" in reply["embeds"][0]["fields"][0]["value"]
+
+    # Outside its threads, a mention is not a question for the bot.
+    await fake.mention(fake.channels[GUILD_A], FOLLOW_UP)
+    await asyncio.sleep(0.5)
+    assert fake.channels[GUILD_A] not in fake.posted
+
+
+@pytest.fixture
+def llm_stub():
+    from tests.llm_stub import LLMStub
+
+    stub = LLMStub().start()
+    yield stub
+    stub.stop()
+
+
+class TestStreamedLLMAnswers:
+    @pytest.fixture
+    def extra_settings(self, llm_stub):
+        return {"llm_provider": "openai", "llm_model": "stub-model",
+                "llm_base_url": f"{llm_stub.base_url}/v1", "llm_timeout_s": 20}
+
+    async def test_answer_streams_into_the_reply_at_most_once_a_second(self, discord_env,
+                                                                       llm_stub):
+        from tests.llm_stub import Reply, evidence_number
+
+        def script(prompt: str) -> str:
+            a, b = evidence_number(prompt, "Lambrecht"), evidence_number(prompt, "stronger")
+            return (f"Wallace met his German counterpart Christina Lambrecht [{a}]. He also met "
+                    f"the Pope 7 times [{a}]. He wants a stronger signal about sanctions from "
+                    f"Germany [{b}]. Nord Stream 2 should be used as a lever of pressure on "
+                    f"the Kremlin, he said [{a}].")
+
+        llm_stub.play(Reply(script, chunk_delay_s=0.12))
+        fake = discord_env.fake
+        i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+        await fake.wait(lambda: any(e[1].get("embeds") for e in i.edits), 30, "final edit")
+        assert i.callback["type"] == 5 and i.defer_s < 3.0
+        partial = [body for _, body in i.edits if not body.get("embeds")]
+        final = i.edits[-1][1]
+        assert len(partial) >= 2, i.edits
+        assert all(b["content"].endswith("\u2026") for b in partial)
+        assert partial[0]["content"].startswith(
+            "Wallace met his German counterpart Christina Lambrecht [1].")
+        assert not any("Pope" in b["content"] for b in partial)  # never shown, even briefly
+        times = [t for t, _ in i.edits]
+        assert all(b - a >= 0.95 for a, b in itertools.pairwise(times)), times
+        assert not final.get("content") and final["allowed_mentions"]["parse"] == []
+        embed = final["embeds"][0]
+        assert "Pope" not in embed["description"]
+        assert LAMBRECHT in embed["fields"][0]["value"]
+        assert "1 unsupported sentence removed" in embed["footer"]["text"]
+        assert final["components"]
+        assert i.followups == []  # the streamed reply became the answer; no second message
+
+    async def test_failing_llm_still_answers_from_the_articles(self, discord_env, llm_stub):
+        from tests.llm_stub import Reply
+
+        llm_stub.play(Reply(status=500))
+        fake = discord_env.fake
+        i = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A)
+        await fake.wait(lambda: any(e[1].get("embeds") for e in i.edits), 30, "final edit")
+        embed = i.edits[-1][1]["embeds"][0]
+        assert LAMBRECHT in embed["fields"][0]["value"]
+        assert "server error (500)" in embed["footer"]["text"]
