@@ -84,7 +84,7 @@ class Newsbot:
 
     def warm(self) -> None:
         """Load the model, open the store and build BM25 now rather than on the first question."""
-        _ = self.embedder, self.vectors
+        _ = self.embedder, self.vectors, self.chat_model
         self.lexical.index()
 
     def close(self) -> None:
