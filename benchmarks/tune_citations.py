@@ -17,14 +17,41 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     "ctx 0.3 all terms": {"CONTEXT_SHARE": 0.3, "CONTEXT_NAMES_ONLY": False},
     "ctx 0.5 names": {"CONTEXT_SHARE": 0.5},
-    "ctx 1.0 names": {"CONTEXT_SHARE": 1.0},
     "dense-heavy": {"DENSE_WEIGHT": 0.7, "LEXICAL_WEIGHT": 0.3},
     "lexical-heavy": {"DENSE_WEIGHT": 0.4, "LEXICAL_WEIGHT": 0.6},
+    "recency 0.05/7d": {"RECENCY_WEIGHT": 0.05, "RECENCY_DAYS": 7.0},
+    "recency 0.10/7d": {"RECENCY_WEIGHT": 0.10, "RECENCY_DAYS": 7.0},
+    "recency 0.10/14d": {"RECENCY_WEIGHT": 0.10, "RECENCY_DAYS": 14.0},
+    "recency 0.20/7d": {"RECENCY_WEIGHT": 0.20, "RECENCY_DAYS": 7.0},
+    "passage boost .002": {"search.RECENCY_BOOST": 0.002},
+    "passage boost .005": {"search.RECENCY_BOOST": 0.005},
+    "passage boost .01": {"search.RECENCY_BOOST": 0.01},
+    "both .005 + .10/7d": {"search.RECENCY_BOOST": 0.005, "RECENCY_WEIGHT": 0.10},
+    "both .01 + .20/7d": {"search.RECENCY_BOOST": 0.01, "RECENCY_WEIGHT": 0.20},
+    "both .005 + .20/7d": {"search.RECENCY_BOOST": 0.005, "RECENCY_WEIGHT": 0.20},
+    "both .005 + .10/7d k8": {"search.RECENCY_BOOST": 0.005, "RECENCY_WEIGHT": 0.10,
+                              "top_k": 8},
+    "both .005/3d + .10/3d": {"search.RECENCY_BOOST": 0.005, "RECENCY_WEIGHT": 0.10,
+                              "search.RECENCY_DAYS": 3.0, "RECENCY_DAYS": 3.0},
+    "both .01 + .20/7d k8": {"search.RECENCY_BOOST": 0.01, "RECENCY_WEIGHT": 0.20,
+                             "top_k": 8},
+    "both .01 + .20/7d k10": {"search.RECENCY_BOOST": 0.01, "RECENCY_WEIGHT": 0.20,
+                              "top_k": 10},
+    "both .005 + .15/7d k8": {"search.RECENCY_BOOST": 0.005, "RECENCY_WEIGHT": 0.15,
+                              "top_k": 8},
+    "dense share 0.7": {"search.DENSE_SHARE": 0.7, "top_k": 8},
+    "dense share 0.5": {"search.DENSE_SHARE": 0.5, "top_k": 8},
+    "dense share 0.3": {"search.DENSE_SHARE": 0.3, "top_k": 8},
+    "dense share 0.4": {"search.DENSE_SHARE": 0.4, "top_k": 8},
+    # Settings, not cite constants: how many passages are read for candidate sentences.
+    "top_k 10": {"top_k": 10},
+    "top_k 3": {"top_k": 3},
 }
 
 
 def main() -> None:
     import retrieval.cite as cite
+    import retrieval.search as search
     from retrieval import evaluate as ev
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -39,12 +66,17 @@ def main() -> None:
     qs = ev.load_questions(RTQA_QUESTIONS)[: args.limit or None]
     names = list(cite.__dict__)
     base = {k: getattr(cite, k) for k in names if k.isupper()}
+    base_search = {k: getattr(search, k) for k in list(search.__dict__) if k.isupper()}
     print(f"{len(qs)} questions, threshold {nb.settings.abstain_below}")
     for name, overrides in VARIANTS.items():
         if args.only and name not in args.only:
             continue
+        nb.settings.top_k = overrides.get("top_k", 8)
         for k, v in {**base, **overrides}.items():
-            setattr(cite, k, v)
+            if k.isupper():
+                setattr(cite, k, v)
+        for k, v in base_search.items():
+            setattr(search, k, overrides.get(f"search.{k}", v))
         m = ev.metrics(ev.run(nb, qs, [args.library]))
         print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
               f"rec@10 {m.recall[10]:.3f}  abstain {m.abstention:.3f}  "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -17,6 +18,7 @@ from bot.conversations import Conversations
 from bot.feedback import FeedbackStore
 from newsbot.settings import Settings
 from retrieval.errors import NewsbotError
+from retrieval.feeds import FeedStore, poll_all
 from retrieval.service import Newsbot
 
 log = logging.getLogger("newsbot.bot")
@@ -39,6 +41,8 @@ class NewsBot(commands.Bot):
         self.settings = settings
         self.feedback = FeedbackStore(core.data_dir / "feedback.sqlite3")
         self.conversations = Conversations(core.data_dir / "conversations.sqlite3")
+        self.feeds = FeedStore(core.data_dir / "feeds.sqlite3")
+        self._poller: asyncio.Task | None = None
         self._mentioned: dict[int, float] = {}
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
@@ -59,18 +63,35 @@ class NewsBot(commands.Bot):
             log.info("synced %d commands globally (Discord may take a while to show them)",
                      len(synced))
 
+    async def poll_feeds(self) -> None:
+        """Every NEWSBOT_FEED_INTERVAL_S, poll each feed in a worker thread. The feeds' state
+        is on disk, so after a restart polling resumes where it left off."""
+        while True:
+            try:
+                reports = await asyncio.to_thread(poll_all, self.core, self.feeds)
+                for r in reports:
+                    log.info("feed %s", r.summary())
+            except Exception:
+                log.exception("feed polling failed; trying again next round")
+            await asyncio.sleep(self.settings.feed_interval_s)
+
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: a mention is a follow-up question (see the cog's listener),
         never a command to parse."""
 
     async def on_ready(self) -> None:
+        if self.settings.feed_interval_s and self._poller is None:
+            self._poller = asyncio.create_task(self.poll_feeds(), name="newsbot-feeds")
         log.info("ready as %s in %d guilds; startup took %.1f s", self.user, len(self.guilds),
                  time.perf_counter() - self.created)
 
     async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
         await super().close()
         self.feedback.close()
         self.conversations.close()
+        self.feeds.close()
 
     def mention_cooldown(self, user_id: int) -> bool:
         """The /ask cooldown, for follow-ups asked by mention: True when the user may ask."""

@@ -207,10 +207,24 @@ class NewsCommands(commands.Cog):
 
     @app_commands.command()
     @app_commands.guild_only()
-    @app_commands.describe(file="A .txt, .md, .html, .json or .jsonl file of articles")
-    async def ingest(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
-        """Add articles from an attached file to this server's library (admins only)."""
+    @app_commands.describe(file="A .txt, .md, .html, .json or .jsonl file of articles",
+                           url="The http(s) address of an article page")
+    async def ingest(self, interaction: discord.Interaction,
+                     file: discord.Attachment | None = None, url: str | None = None) -> None:
+        """Add articles from an attached file or a web page to this server's library (admins)."""
         _require_admin(interaction)
+        if (file is None) == (url is None):
+            raise NewsbotError("Give either a file or a url.")
+        library = guild_library(interaction.guild_id)
+        if url is not None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            # Never private addresses from Discord, whatever the operator allows the CLI.
+            report = await asyncio.to_thread(self.core.ingest, [url], library,
+                                             allow_private=False)
+            await interaction.followup.send(
+                f"Ingested into this server's library:\n```\n{cut(report.summary(), 1900)}\n```",
+                ephemeral=True, allowed_mentions=NONE)
+            return
         limit = self.bot.settings.max_upload_bytes
         suffix = Path(file.filename).suffix.lower()
         # Size and type are checked before a single byte is downloaded.
@@ -224,7 +238,6 @@ class NewsCommands(commands.Cog):
             raise NewsbotError(f"The file is {file.size:,} bytes; the limit is {limit:,}.")
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await file.read()
-        library = guild_library(interaction.guild_id)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(file.filename).name or f"upload{suffix}")
             path.write_bytes(data[:limit])
@@ -234,6 +247,43 @@ class NewsCommands(commands.Cog):
                                         f"this server's library:\n"
                                         f"```\n{cut(summary, 1900)}\n```", ephemeral=True,
                                         allowed_mentions=NONE)
+
+    feeds = app_commands.Group(name="feeds", description="RSS and Atom feeds this server follows",
+                               guild_only=True)
+
+    @feeds.command(name="add")
+    @app_commands.describe(url="The http(s) address of an RSS or Atom feed")
+    async def feeds_add(self, interaction: discord.Interaction, url: str) -> None:
+        """Follow a feed: its new items are added to this server's library (admins only)."""
+        _require_admin(interaction)
+        added = await asyncio.to_thread(self.bot.feeds.add, url,
+                                        guild_library(interaction.guild_id), "discord")
+        every = self.bot.settings.feed_interval_s
+        when = f"every {every / 60:g} minutes" if every else "when the operator runs it"
+        await interaction.response.send_message(
+            (f"Following <{escape(cut(url, 400))}>; it is polled {when}." if added
+             else "This server already follows that feed."), ephemeral=True,
+            allowed_mentions=NONE)
+
+    @feeds.command(name="remove")
+    @app_commands.describe(url="The feed's address, as /feeds list shows it")
+    async def feeds_remove(self, interaction: discord.Interaction, url: str) -> None:
+        """Stop following a feed (its articles stay; /remove deletes them) (admins only)."""
+        _require_admin(interaction)
+        if not await asyncio.to_thread(self.bot.feeds.remove, url,
+                                       guild_library(interaction.guild_id)):
+            raise NewsbotError("This server follows no such feed; `/feeds list` shows them.")
+        await interaction.response.send_message("Stopped following it.", ephemeral=True)
+
+    @feeds.command(name="list")
+    async def feeds_list(self, interaction: discord.Interaction) -> None:
+        """The feeds this server follows, and how their last poll went."""
+        rows = await asyncio.to_thread(self.bot.feeds.list, [guild_library(interaction.guild_id)])
+        lines = [f"<{escape(cut(f.url, 300))}> \u00b7 {escape(cut(f.last_status, 200))}"
+                 for f in rows]
+        await interaction.response.send_message(
+            cut("\n".join(lines) or "No feeds yet; `/feeds add` follows one.", 2000),
+            ephemeral=True, allowed_mentions=NONE)
 
     @app_commands.command()
     @app_commands.guild_only()

@@ -121,19 +121,44 @@ def abstain_embed(answer: Answer) -> discord.Embed:
     ).set_footer(text=cut(answer.question, 200))
 
 
-def _bold_cited(p: Passage, citations: Sequence[Citation]) -> str:
-    """The passage text, escaped, with each cited sentence in bold."""
+def _bold_cited(p: Passage, citations: Sequence[Citation], room: int) -> str:
+    """The passage text, escaped, with each cited sentence in bold; when it is longer than
+    ``room``, the part around the cited sentences, so the bold quote is always shown."""
     spans = sorted((c.start - p.start, c.end - p.start) for c in citations
                    if c.article_id == p.article_id and c.library == p.library
                    and p.start <= c.start and c.end <= p.end)
-    out, at = [], 0
-    for s, e in spans:
-        if s < at:
-            continue
-        out += [escape(p.text[at:s]), "**" + escape(p.text[s:e]) + "**"]
-        at = e
-    out.append(escape(p.text[at:]))
-    return "".join(out)
+
+    def render(lo: int, hi: int) -> str:
+        out, at = [], lo
+        for s, e in spans:
+            if s < at or e > hi:
+                continue
+            out += [escape(p.text[at:s]), "**" + escape(p.text[s:e]) + "**"]
+            at = e
+        out.append(escape(p.text[at:hi]))
+        return (ELLIPSIS if lo else "") + "".join(out) + (ELLIPSIS if hi < len(p.text) else "")
+
+    body = render(0, len(p.text))
+    if ulen(body) <= room or not spans:
+        return body if ulen(body) <= room else cut(escape(p.text), room)
+    lo, hi = spans[0][0], spans[0][1]
+    if ulen(render(lo, hi)) > room:  # the quote alone is too long: plain text, cut
+        return cut(escape(p.text), room)
+    # Widen by whole words on both sides while it fits.
+    while True:
+        grown = False
+        for side in (0, 1):
+            if side == 0 and lo > 0:
+                nlo = p.text.rfind(" ", 0, max(0, lo - 1)) + 1
+                if ulen(render(nlo, hi)) <= room:
+                    lo, grown = nlo, True
+            elif side == 1 and hi < len(p.text):
+                nhi = p.text.find(" ", hi + 1)
+                nhi = len(p.text) if nhi < 0 else nhi
+                if ulen(render(lo, nhi)) <= room:
+                    hi, grown = nhi, True
+        if not grown:
+            return render(lo, hi)
 
 
 def passage_embeds(answer: Answer) -> list[discord.Embed]:
@@ -146,10 +171,8 @@ def passage_embeds(answer: Answer) -> list[discord.Embed]:
     for i, p in enumerate(passages, 1):
         title = cut(f"{i}. {p.title}", min(TITLE_MAX, per // 4))
         byl = byline(p.title, p.source, p.published, p.url, min(300, per // 3))
-        body = _bold_cited(p, answer.citations)
         room = min(DESCRIPTION_MAX, per - ulen(title) - ulen(byl) - 4)
-        if ulen(body) > room:
-            body = cut(escape(p.text), room)  # a cut inside bold would break the markup
+        body = _bold_cited(p, answer.citations, room)
         embeds.append(discord.Embed(title=title, description=f"{body}\n\n{byl}"))
     return embeds
 

@@ -189,6 +189,58 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feeds(nb):
+    from retrieval.feeds import FeedStore
+
+    return FeedStore(nb.data_dir / "feeds.sqlite3")
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    library = _library(args, nb)
+    store = _feeds(nb)
+    try:
+        if args.action == "add":
+            added = store.add(args.url, library)
+            print(f"{'added' if added else 'already followed'}: {args.url} -> {library}")
+        elif args.action == "remove":
+            if not store.remove(args.url, library):
+                raise NewsbotError(f"library {library!r} follows no feed {args.url!r}")
+            print(f"removed {args.url} from {library}")
+        else:
+            feeds = store.list(None if args.library is None else [library])
+            for f in feeds:
+                print(f"{f.library:<12}  {f.url}  (last polled {f.last_polled or 'never'}: "
+                      f"{f.last_status})")
+            print(f"{len(feeds)} feeds")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import time
+
+    from retrieval.feeds import poll_all
+
+    nb = _service(args)
+    store = _feeds(nb)
+    interval = args.interval if args.interval is not None else nb.settings.feed_interval_s
+    if not store.list():
+        raise NewsbotError("no feeds to watch; add one with `newsbot feeds add URL`")
+    failed = False
+    try:
+        while True:
+            for report in poll_all(nb, store):
+                print(report.summary(), flush=True)
+                failed |= report.status.startswith("error") or bool(report.failed)
+            if args.once or interval <= 0:
+                return 2 if failed else 0
+            time.sleep(interval)
+    finally:
+        store.close()
+
+
 TARGETS = [("supported@1", lambda m: m.supported_at_1, ">=", 0.50),
            ("supported@3", lambda m: m.supported_at_3, ">=", 0.75),
            ("recall@10", lambda m: m.recall[10], ">=", 0.93),
@@ -273,9 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("ingest", parents=[common, lib],
-                       help="add articles from files or directories")
+                       help="add articles from files, directories or web pages")
     s.add_argument("paths", nargs="+", metavar="PATH",
-                   help=".txt, .md, .html, .json, .jsonl, .jsonl.gz, or a directory")
+                   help=".txt, .md, .html, .json, .jsonl, .jsonl.gz, a directory, or an "
+                        "http(s) URL of an article page")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--encoding", default="utf-8",
@@ -285,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     def answer_options(s: argparse.ArgumentParser) -> None:
         s.add_argument("--json", action="store_true", help="one JSON object per question")
         s.add_argument("--k", type=int, default=None, metavar="N",
-                       help="passages to retrieve (default $NEWSBOT_TOP_K, 5)")
+                       help="passages to retrieve (default $NEWSBOT_TOP_K, 8)")
         s.add_argument("--source", help="only articles from this source")
         s.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
         s.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
@@ -332,6 +385,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this configuration (default: all)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("feeds", parents=[common, lib], help="RSS and Atom feeds to follow")
+    fsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, helptext in (("add", "follow a feed (into --library)"),
+                             ("remove", "stop following a feed")):
+        a = fsub.add_parser(action, parents=[common, lib], help=helptext)
+        a.add_argument("url", metavar="URL")
+    fsub.add_parser("list", parents=[common, lib], help="the feeds followed, with their state")
+    s.set_defaults(func=cmd_feeds)
+
+    s = sub.add_parser("watch", parents=[common],
+                       help="poll the feeds and ingest new or changed items")
+    s.add_argument("--once", action="store_true", help="poll every feed once, then exit")
+    s.add_argument("--interval", type=float, metavar="SECONDS",
+                   help="seconds between polls (default $NEWSBOT_FEED_INTERVAL_S, 900)")
+    s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("run", parents=[common], help="run the Discord bot (needs DISCORD_TOKEN)")
     s.set_defaults(func=cmd_run)

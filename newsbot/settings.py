@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_sentence_chars: int = Field(600, ge=80, le=10_000)
 
     # -- answering
-    top_k: int = Field(5, ge=1, le=50)  # passages retrieved per question
+    top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
     abstain_below: float = Field(0.50, ge=0.0, le=2.0)  # see README, "Abstention"
     max_question_chars: int = Field(1000, ge=10, le=6000)
@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     verify_min_similarity: float = Field(0.55, ge=0.0, le=1.0)
     verify_min_overlap: float = Field(0.75, ge=0.0, le=1.0)
     followup_turns: int = Field(3, ge=1, le=20)  # earlier turns of a thread used as context
+
+    # -- the web: URLs and feeds
+    allow_private_urls: bool = False  # fetch from this host and private networks (CLI, feeds)
+    fetch_timeout_s: float = Field(15.0, gt=0, le=300)
+    fetch_max_bytes: int = Field(5_000_000, ge=1_000, le=200_000_000)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    feed_interval_s: float = Field(900.0, ge=0, le=86_400)  # bot and `watch` polling; 0: off
 
     # -- Discord
     discord_token: SecretStr | None = Field(

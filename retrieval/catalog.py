@@ -296,6 +296,16 @@ class Catalog:
         for lib, aid, text, skey, pub, idx, s, e in cur:
             yield lib, aid, idx, text[s:e], skey, pub
 
+    def published(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Each (library, article id)'s published date ("" when undated)."""
+        out = {}
+        for lib, aid in set(keys):
+            row = self.db.execute("SELECT published FROM articles WHERE library=? AND id=?",
+                                  (lib, aid)).fetchone()
+            if row:
+                out[(lib, aid)] = row[0]
+        return out
+
     def chunk_meta(self, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple]:
         """Chunk offsets and article metadata for each (library, id, chunk idx)."""
         out = {}

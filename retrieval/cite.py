@@ -4,6 +4,7 @@ question, and the best one to three become citations whose quote is exactly arti
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
+from retrieval.search import freshness
 from retrieval.store import VectorStore
 from retrieval.tokens import normalise, term_match, tokens, words
 
@@ -24,6 +26,10 @@ TYPE_BONUS = {"quantity": 0.08, "when": 0.05, "who": 0.03}
 FOLLOW_MARGIN = 0.12  # further citations must score within this of the best
 CONTEXT_SHARE = 1.0  # a question term found only around the sentence counts this much
 CONTEXT_NAMES_ONLY = True  # only names carry over from context ("the talks" -> Moscow)
+# News questions are about the news of their day: an article published close before the
+# question's date (or today) earns up to RECENCY_WEIGHT, fading over RECENCY_DAYS.
+RECENCY_WEIGHT = 0.20
+RECENCY_DAYS = 7.0
 
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundreds?|thousands?|millions?|billions?|"
@@ -45,7 +51,8 @@ class Candidate:
     quote: str
     passage: Passage
     passage_rank: int
-    score: float = 0.0
+    score: float = 0.0  # what candidates are ranked by
+    relevance: float = 0.0  # the score without recency: what the abstention threshold sees
 
 
 def _strong(question: str) -> set[str]:
@@ -58,10 +65,10 @@ def _strong(question: str) -> set[str]:
 def _weights(question: str) -> dict[str, float]:
     """Question terms; names and numbers weigh more, since an answer sentence must share them.
     The "long" of "how long" asks for the answer; it is not a term to match."""
+    strong = _strong(question)  # from the whole question: "how many Britons" names Britons
     q = question.lower().split()
     if " ".join(q[:2]) in QUANTITY:
         question = " ".join(question.split()[2:])
-    strong = _strong(question)
     return {t: (1.5 if t in strong else 1.0) for t in tokens(question)}
 
 
@@ -152,7 +159,8 @@ def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
 
 
 def score_candidates(
-    question: str, qvec: np.ndarray, cands: list[Candidate], vectors: VectorStore
+    question: str, qvec: np.ndarray, cands: list[Candidate], vectors: VectorStore,
+    ref_date: dt.date | None = None,
 ) -> list[Candidate]:
     vecs = vectors.sentence_vectors([(c.library, c.article_id, c.index) for c in cands])
     weights = _weights(question)
@@ -169,15 +177,23 @@ def score_candidates(
         dense = float(v @ qvec) if v is not None else 0.0
         lexical = lexical_overlap(weights, c.quote, c.passage.published,
                                   contexts[id(c.passage)], strong)
-        c.score = (DENSE_WEIGHT * dense + LEXICAL_WEIGHT * lexical
-                   + PASSAGE_PRIOR * (1 - c.passage_rank / n)
-                   + type_fit(question, c.quote, kind))
+        c.relevance = (DENSE_WEIGHT * dense + LEXICAL_WEIGHT * lexical
+                       + PASSAGE_PRIOR * (1 - c.passage_rank / n)
+                       + type_fit(question, c.quote, kind))
+        # Recency orders what is relevant; it never makes an irrelevant sentence citable.
+        c.score = c.relevance + (RECENCY_WEIGHT * freshness(c.passage.published, ref_date,
+                                                            RECENCY_DAYS)
+                                 if ref_date and RECENCY_WEIGHT else 0.0)
     return sorted(cands, key=lambda c: (-c.score, c.passage_rank, c.index))
+
+
+def best_relevance(ranked: list[Candidate]) -> float:
+    return max((c.relevance for c in ranked), default=0.0)
 
 
 def select(ranked: list[Candidate], threshold: float, max_citations: int) -> list[Citation]:
     """The best sentences above the threshold, a reprinted sentence cited once."""
-    if not ranked or ranked[0].score < threshold:
+    if not ranked or best_relevance(ranked) < threshold:
         return []
     best = ranked[0].score
     chosen: dict[str, Citation] = {}
@@ -187,7 +203,8 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
             if c.article_id not in chosen[key].also_in and c.article_id != chosen[key].article_id:
                 chosen[key].also_in.append(c.article_id)
             continue
-        if len(chosen) == max_citations or c.score < max(threshold, best - FOLLOW_MARGIN):
+        if len(chosen) == max_citations or c.relevance < threshold \
+                or c.score < best - FOLLOW_MARGIN:
             continue
         chosen[key] = to_citation(c, len(chosen) + 1)
     return list(chosen.values())

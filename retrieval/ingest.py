@@ -221,10 +221,15 @@ def load_text(path: Path, raw: str) -> Article:
 
 
 def load_html(path: Path, raw: str) -> Article:
+    return article_from_html(raw, slug(path.stem), str(path))
+
+
+def article_from_html(raw: str, article_id: str, origin: str, url: str = "") -> Article:
+    """Main text, title, site name, authors, date and canonical URL of an HTML page."""
     import trafilatura
 
     doc = trafilatura.bare_extraction(
-        raw, with_metadata=True, include_comments=False, include_tables=False, url=None
+        raw, with_metadata=True, include_comments=False, include_tables=False, url=url or None
     )
     if doc is None or not (doc.text or "").strip():
         raise InputError("no article text found in the HTML")
@@ -233,15 +238,20 @@ def load_html(path: Path, raw: str) -> Article:
     if doc.title and text.startswith(doc.title.strip()):
         text = text[len(doc.title.strip()) :]
     return finish(
-        article_id=slug(path.stem),
+        article_id=article_id,
         text=text,
         title=doc.title or "",
         source=doc.sitename or "",
         published=parse_date(doc.date),
-        url=doc.url or "",
+        url=doc.url or url,
         authors=[a.strip() for a in (doc.author or "").split(";") if a.strip()],
-        origin=str(path),
+        origin=origin,
     )
+
+
+def url_id(url: str) -> str:
+    """The id of an article known by its URL (JSON records without an id get the same)."""
+    return "url-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def from_record(record: Any, where: str) -> Article:
@@ -254,7 +264,7 @@ def from_record(record: Any, where: str) -> Article:
     url = str(record.get("url") or "")
     rid = record.get("id")
     article_id = str(rid) if rid not in (None, "") else (
-        "url-" + hashlib.sha256(url.encode()).hexdigest()[:16] if url
+        url_id(url) if url
         else "text-" + hashlib.sha256(text.encode()).hexdigest()[:16]
     )
     authors = record.get("authors") or []
@@ -354,3 +364,26 @@ def iter_articles(
             yield from load_file(path, encoding)
         else:
             yield IngestFailure(str(path), "no such file or directory")
+
+
+MIN_PAGE_TEXT = 80
+
+
+def is_url(text: str) -> bool:
+    return "://" in str(text)[:12]
+
+
+def load_url(url: str, *, allow_private: bool, timeout_s: float, max_bytes: int,
+             max_redirects: int) -> Article:
+    """An article from a web page: fetched within the limits, its main text extracted."""
+    from retrieval.fetch import HTML_TYPES, fetch
+
+    page = fetch(url, allow_private=allow_private, timeout_s=timeout_s, max_bytes=max_bytes,
+                 max_redirects=max_redirects, accept=HTML_TYPES)
+    article = article_from_html(page.text, url_id(page.url), page.url, page.url)
+    if len(article.text.strip()) < MIN_PAGE_TEXT:  # a menu or a cookie wall, not an article
+        raise InputError(f"no article text found on the page (only "
+                         f"{len(article.text.strip())} characters)")
+    if article.url != page.url:  # a canonical URL names the article better than the one asked
+        article.id = url_id(article.url)
+    return article

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.catalog import Catalog
 from retrieval.errors import BusyError, NewsbotError, QuestionError, StoreError
-from retrieval.ingest import iter_articles
+from retrieval.ingest import is_url, iter_articles
 from retrieval.libraries import GLOBAL, check_library
 from retrieval.models import Answer, Article, Chunk, IngestFailure, IngestReport, Sentence
 
@@ -204,8 +204,32 @@ class Newsbot:
     def ingest(
         self, paths: Iterable[str | os.PathLike[str]], library: str = GLOBAL,
         progress: Progress | None = None, encoding: str = "utf-8",
+        allow_private: bool | None = None,
     ) -> IngestReport:
-        return self.ingest_articles(iter_articles(paths, encoding), library, progress)
+        """Files, directories and http(s) URLs. ``allow_private`` overrides the setting (the
+        bot passes False: a guild member's URL never reaches this host or a private network)."""
+        paths = list(paths)
+        urls = [str(p) for p in paths if is_url(str(p))]
+        files = [p for p in paths if not is_url(str(p))]
+        allow = self.settings.allow_private_urls if allow_private is None else allow_private
+
+        def items() -> Iterator[Article | IngestFailure]:
+            yield from iter_articles(files, encoding)
+            for url in urls:
+                yield self.fetch_article(url, allow)
+
+        return self.ingest_articles(items(), library, progress)
+
+    def fetch_article(self, url: str, allow_private: bool) -> Article | IngestFailure:
+        from retrieval.fetch import FetchError
+        from retrieval.ingest import InputError, load_url
+
+        s = self.settings
+        try:
+            return load_url(url, allow_private=allow_private, timeout_s=s.fetch_timeout_s,
+                            max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects)
+        except (FetchError, InputError) as e:
+            return IngestFailure(url, str(e))
 
     def remove(self, article_id: str, library: str = GLOBAL) -> bool:
         with self._writer():
@@ -239,7 +263,7 @@ class Newsbot:
         only its verified sentences are kept; ``on_text`` then receives the verified answer
         as it streams in."""
         from retrieval.answer import extractive
-        from retrieval.cite import candidates, score_candidates, select
+        from retrieval.cite import best_relevance, candidates, score_candidates, select
         from retrieval.search import Filters, hybrid_search
 
         started = time.perf_counter()
@@ -259,16 +283,17 @@ class Newsbot:
         t = time.perf_counter()
         qvec = self.embedder.embed_query(q)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
+        ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         passages = hybrid_search(q, qvec, max(k, depth or 0), filters, self.catalog,
-                                 self.vectors, self.lexical, timings, mode=mode)
+                                 self.vectors, self.lexical, timings, mode=mode, ref_date=ref)
         t = time.perf_counter()
         ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
-                                  self.vectors)
+                                  self.vectors, ref)
         citations = select(ranked, self.settings.abstain_below, self.settings.max_citations)
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
-        answer.score = ranked[0].score if ranked else 0.0
+        answer.score = best_relevance(ranked)
         # The LLM is asked only when the extractive answer found support: where the articles
         # don't say, no model gets the chance to guess.
         if llm and self.chat_model is not None and not answer.abstained:

@@ -286,7 +286,7 @@ class FakeDiscord:
                       guild_id: int | None = None, uid: int = 42, admin: bool = False,
                       roles: list[str] | None = None, focused: str | None = None,
                       resolved: dict[str, Any] | None = None,
-                      channel_id: int | None = None) -> Interaction:
+                      channel_id: int | None = None, sub: str | None = None) -> Interaction:
         """Send a slash command (type 2), or its autocomplete (type 4) when ``focused``; with
         ``channel_id``, from that channel or thread."""
         opts = []
@@ -296,6 +296,8 @@ class FakeDiscord:
             if k == focused:
                 opt["focused"] = True
             opts.append(opt)
+        if sub:  # a subcommand of a group: its options nest inside it
+            opts = [{"name": sub, "type": 1, "options": opts}]
         data: dict[str, Any] = {"id": self._command_id(name, guild_id), "name": name,
                                 "type": 1, "options": opts}
         if guild_id:

@@ -1,0 +1,123 @@
+"""A small web server on 127.0.0.1 for URL and feed tests: pages, feeds that honour ETag and
+Last-Modified, and the misbehaviours a crawler meets (errors, slowness, huge and odd bodies)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    delay_s: float = 0.0
+    etag: str = ""
+    last_modified: str = ""
+    location: str = ""  # a redirect
+    declare_length: bool = True  # False: chunked, with no Content-Length
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class WebStub:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: list[tuple[str, dict[str, str]]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                stub.hits.append((self.path, dict(self.headers)))
+                r = stub.routes.get(self.path)
+                if r is None:
+                    return self._plain(404, b"not found")
+                time.sleep(r.delay_s)
+                if r.location:
+                    self.send_response(r.status if r.status in (301, 302, 307, 308) else 302)
+                    self.send_header("Location", r.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                fresh = (r.etag and self.headers.get("If-None-Match") == r.etag) or (
+                    r.last_modified and self.headers.get("If-Modified-Since") == r.last_modified)
+                if fresh:
+                    self.send_response(304)
+                    self.send_header("ETag", r.etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.content_type)
+                for k, v in {"ETag": r.etag, "Last-Modified": r.last_modified,
+                             **r.headers}.items():
+                    if v:
+                        self.send_header(k, v)
+                try:
+                    if r.declare_length:
+                        self.send_header("Content-Length", str(len(r.body)))
+                        self.end_headers()
+                        self.wfile.write(r.body)
+                    else:
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for i in range(0, len(r.body), 65536):
+                            part = r.body[i:i + 65536]
+                            self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                return None
+
+            def _plain(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def start(self) -> WebStub:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def page(title: str, body: str, date: str = "2022-02-14", author: str = "Mara Lind",
+         site: str = "Newsbot Sample Wire") -> bytes:
+    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n") if p.strip())
+    return f"""<!doctype html><html><head><title>{title} | {site}</title>
+<meta property="og:title" content="{title}">
+<meta property="og:site_name" content="{site}">
+<meta name="author" content="{author}">
+<meta property="article:published_time" content="{date}T09:00:00Z">
+</head><body><nav>Home | World | Sport</nav><article><h1>{title}</h1>{paragraphs}</article>
+<footer>Copyright Newsbot Sample Wire</footer></body></html>""".encode()
+
+
+def rss(title: str, items: list[tuple[str, str, str, str]]) -> bytes:
+    """items: (guid, link, title, description)."""
+    entries = "".join(
+        f"<item><guid>{g}</guid><link>{link}</link><title>{t}</title>"
+        f"<description>{d}</description><pubDate>Mon, 14 Feb 2022 09:00:00 GMT</pubDate>"
+        f"</item>" for g, link, t, d in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+            f"<link>http://example.invalid/</link><description>x</description>{entries}"
+            f"</channel></rss>").encode()
