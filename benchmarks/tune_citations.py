@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict] = {
     "dense share 0.5": {"search.DENSE_SHARE": 0.5, "top_k": 8},
     "dense share 0.3": {"search.DENSE_SHARE": 0.3, "top_k": 8},
     "dense share 0.4": {"search.DENSE_SHARE": 0.4, "top_k": 8},
+    "steps: recency only": {"search.DENSE_SHARE": 1.0, "top_k": 5},
+    "steps: + top_k 8": {"search.DENSE_SHARE": 1.0, "top_k": 8},
     # Settings, not cite constants: how many passages are read for candidate sentences.
     "top_k 10": {"top_k": 10},
     "top_k 3": {"top_k": 3},
