@@ -137,3 +137,12 @@ class NewsBot(commands.Bot):
             await interaction.followup.send(message, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not deliver an error message for interaction %s", interaction.id)
+
+
+class ShardedNewsBot(commands.AutoShardedBot, NewsBot):
+    """NewsBot on discord.py's AutoShardedClient: Discord says how many shards, and each
+    runs its own gateway connection (NEWSBOT_SHARDED=1, for bots in very many servers)."""
+
+
+def make_bot(core: Newsbot, settings: Settings, **options) -> NewsBot:
+    return (ShardedNewsBot if settings.sharded else NewsBot)(core, settings, **options)

@@ -62,7 +62,7 @@ def setup_logging(token: str) -> None:
 async def serve(settings: Settings, token: str) -> None:
     import discord
 
-    from bot.app import NewsBot
+    from bot.app import make_bot
     from retrieval.service import Newsbot
 
     started = time.perf_counter()
@@ -71,7 +71,7 @@ async def serve(settings: Settings, token: str) -> None:
     log.info("model and store ready in %.1f s (%s articles)", time.perf_counter() - started,
              core.catalog.counts()["articles"])
     point_at(settings.discord_api_base, settings.discord_gateway_url)
-    bot = NewsBot(core, settings)
+    bot = make_bot(core, settings)
     bot.created = started
     try:
         async with bot:

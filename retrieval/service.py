@@ -58,9 +58,15 @@ class Newsbot:
     # -- parts loaded on first use, so commands that need no model stay fast
     @cached_property
     def vectors(self) -> VectorStore:
-        from retrieval.store import VectorStore
+        from retrieval.store import ChromaServer, VectorStore
 
-        return VectorStore(self.data_dir / "chroma")
+        s = self.settings
+        server = None
+        if s.chroma_host:
+            server = ChromaServer(s.chroma_host, s.chroma_port, s.chroma_ssl,
+                                  s.chroma_auth_token.get_secret_value()
+                                  if s.chroma_auth_token else "", s.chroma_retry_s)
+        return VectorStore(self.data_dir / "chroma", server, s.chroma_prefix)
 
     @cached_property
     def embedder(self) -> Embedder:

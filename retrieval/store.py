@@ -5,11 +5,13 @@ try to download)."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,11 +19,34 @@ from retrieval.catalog import date_key, source_key
 from retrieval.errors import StoreError
 from retrieval.models import Article, Chunk, Sentence
 
+log = logging.getLogger("newsbot.store")
+T = TypeVar("T")
 MAX_BATCH = 5000  # Chroma 1.5 refuses larger adds (5,461 measured)
 
 
 def vector_id(library: str, article_id: str, kind: str, idx: int) -> str:
     return f"{library}|{article_id}|{kind}{idx}"
+
+
+@dataclass(slots=True)
+class ChromaServer:
+    host: str
+    port: int = 8000
+    ssl: bool = False
+    token: str = ""
+    retry_s: float = 60.0
+
+    @property
+    def address(self) -> str:
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
+
+
+def _unreachable(e: BaseException) -> bool:
+    """The server is down or went away (as opposed to a request it refused)."""
+    import httpx
+
+    return isinstance(e, httpx.TransportError) or (
+        isinstance(e, ValueError) and "Could not connect to a Chroma server" in str(e))
 
 
 @dataclass(slots=True)
@@ -41,29 +66,71 @@ class VectorStore:
 
     OVERFETCH = 4
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, server: ChromaServer | None = None, prefix: str = "") -> None:
+        """Embedded Chroma under ``path``, or the Chroma server ``server`` (the catalog stays
+        local either way). ``prefix`` keeps several newsbot installs apart on one server."""
+        self.server = server
+        self.prefix = prefix
+        self._stores: dict[str, Any] = {}
+        self._lock = threading.Lock()
         try:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
-            self.client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-            )
-            self.client.heartbeat()
+            settings = ChromaSettings(anonymized_telemetry=False)
+            if server is None:
+                self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+                self.client.heartbeat()
+            else:
+                headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+                self.client = self._retry(lambda: chromadb.HttpClient(
+                    host=server.host, port=server.port, ssl=server.ssl, headers=headers,
+                    settings=settings), "connecting")
+        except StoreError:
+            raise
         except Exception as e:  # chromadb raises many types for a damaged store
-            raise StoreError(f"cannot open the vector store {path}: {e}".split("\n")[0]) from None
-        self._stores: dict[str, Any] = {}
-        self._lock = threading.Lock()
+            where = server.address if server else path
+            raise StoreError(f"cannot open the vector store {where}: {e}".split("\n")[0]) \
+                from None
+
+    def _retry(self, call: Callable[[], T], what: str) -> T:
+        """Run ``call``; while the Chroma server is unreachable, retry with backoff for up to
+        ``server.retry_s``, then give up with a clear error. Writes are idempotent (upserts of
+        deterministic ids, deletes by article), so a retried call never duplicates."""
+        if self.server is None:
+            return call()
+        deadline = time.monotonic() + self.server.retry_s
+        wait = 0.5
+        while True:
+            try:
+                return call()
+            except Exception as e:
+                if not _unreachable(e):
+                    raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreError(
+                        f"the Chroma server at {self.server.address} is not answering "
+                        f"({what}); gave up after {self.server.retry_s:g} s. Start it, or "
+                        "check CHROMA_HOST and CHROMA_PORT") from None
+                pause = min(wait, remaining)
+                log.warning("the Chroma server at %s is not answering (%s); retrying in "
+                            "%.1f s", self.server.address, what, pause)
+                time.sleep(pause)
+                wait = min(wait * 2, 10.0)
 
     def _store(self, kind: str, library: str):
-        name = f"{kind}-{library}"
+        name = f"{self.prefix}{kind}-{library}"
         with self._lock:
             if name not in self._stores:
                 from langchain_chroma import Chroma
 
                 try:
-                    self._stores[name] = Chroma(client=self.client, collection_name=name,
-                                                collection_metadata={"hnsw:space": "cosine"})
+                    self._stores[name] = self._retry(lambda: Chroma(
+                        client=self.client, collection_name=name,
+                        collection_metadata={"hnsw:space": "cosine"}), "opening " + name)
+                except StoreError:
+                    raise
                 except Exception as e:
                     raise StoreError(f"cannot open collection {name}: {e}".split("\n")[0]) \
                         from None
@@ -93,26 +160,29 @@ class VectorStore:
             collection = self._store(kind, library)._collection
             for i in range(0, len(items), MAX_BATCH):
                 part = items[i : i + MAX_BATCH]
-                collection.upsert(
+                self._retry(lambda part=part, collection=collection: collection.upsert(
                     ids=[r[0] for r in part],
                     embeddings=np.stack([r[1] for r in part]),
                     documents=[r[2] for r in part],
                     metadatas=[r[3] for r in part],
-                )
+                ), "writing vectors")
 
     def delete(self, library: str, article_ids: list[str]) -> None:
         if not article_ids:
             return
         for kind in ("sentences", "chunks"):
-            self._store(kind, library).delete(where={"article_id": {"$in": article_ids}})
+            store = self._store(kind, library)
+            self._retry(lambda store=store: store.delete(
+                where={"article_id": {"$in": article_ids}}), "deleting vectors")
 
     def _query(self, library: str, query: np.ndarray, n: int,
                where: dict[str, Any] | None) -> list[tuple[dict[str, Any], float]]:
         # The raw collection, not LangChain's similarity search: that one always fetches the
         # documents too, and search needs only metadata (the text comes from the catalog).
-        got = self._store("chunks", library)._collection.query(
+        collection = self._store("chunks", library)._collection
+        got = self._retry(lambda: collection.query(
             query_embeddings=[query], n_results=n, where=where,
-            include=["metadatas", "distances"])
+            include=["metadatas", "distances"]), "searching")
         return list(zip(got["metadatas"][0], got["distances"][0], strict=True))
 
     def search_chunks(
@@ -146,9 +216,10 @@ class VectorStore:
     ) -> dict[tuple[str, str, int], np.ndarray]:
         out: dict[tuple[str, str, int], np.ndarray] = {}
         for library in {lib for lib, _, _ in keys}:
-            got = self._store("sentences", library).get(
-                ids=[vector_id(lib, a, "s", i) for lib, a, i in keys if lib == library],
-                include=["embeddings", "metadatas"])
+            store = self._store("sentences", library)
+            ids = [vector_id(lib, a, "s", i) for lib, a, i in keys if lib == library]
+            got = self._retry(lambda store=store, ids=ids: store.get(
+                ids=ids, include=["embeddings", "metadatas"]), "reading vectors")
             for m, e in zip(got["metadatas"], got["embeddings"], strict=True):
                 out[(library, m["article_id"], int(m["idx"]))] = np.asarray(e, dtype=np.float32)
         return out
@@ -156,13 +227,16 @@ class VectorStore:
     def count(self, library: str | None = None, article_id: str | None = None) -> dict[str, int]:
         """Vectors stored, in all libraries, one library, or for one article."""
         libraries = [library] if library else sorted(
-            {c.name.split("-", 1)[1] for c in self.client.list_collections()})
+            {c.name.removeprefix(self.prefix).split("-", 1)[1]
+             for c in self._retry(self.client.list_collections, "listing collections")
+             if c.name.startswith(self.prefix)})
         out = {"sentences": 0, "chunks": 0}
         for lib in libraries:
             for kind in out:
                 col = self._store(kind, lib)._collection
-                out[kind] += (len(col.get(where={"article_id": article_id}, include=[])["ids"])
-                              if article_id else col.count())
+                out[kind] += self._retry(lambda col=col: len(col.get(
+                    where={"article_id": article_id}, include=[])["ids"]) if article_id
+                    else col.count(), "counting")
         return out
 
 

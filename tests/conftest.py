@@ -86,3 +86,59 @@ def write(path: Path, text: str | bytes) -> Path:
 def copy_samples(dest: Path) -> Path:
     shutil.copytree(SAMPLES, dest)
     return dest
+
+
+class ChromaProcess:
+    """`chroma run` on 127.0.0.1, stopped by its pid; restartable on the same port and path."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+
+        self.path = path
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+
+    def start(self, wait: bool = True) -> ChromaProcess:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        chroma = Path(sys.executable).parent / "chroma"
+        self.proc = subprocess.Popen(
+            [str(chroma), "run", "--path", str(self.path), "--host", "127.0.0.1",
+             "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while wait:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("chroma run did not start") from None
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    server = ChromaProcess(tmp_path_factory.mktemp("chroma-server")).start()
+    yield server
+    server.stop()
+
+
+def server_settings(server: ChromaProcess, data_dir: Path) -> dict:
+    """Settings for a store on the test Chroma server; the prefix keeps each data dir's
+    collections apart, as two installs sharing one server would be."""
+    import hashlib
+
+    prefix = "t" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:10] + "-"
+    return {"chroma_host": "127.0.0.1", "chroma_port": server.port, "chroma_prefix": prefix,
+            "chroma_retry_s": 20}

@@ -217,7 +217,9 @@ class FakeDiscord:
                     "resume_gateway_url": self.gateway_url, "private_channels": [],
                     "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
                     "application": {"id": str(APP_ID), "flags": 0},
-                    "_trace": [], "auth_token_ok": token == GOOD_TOKEN})
+                    "_trace": [], "auth_token_ok": token == GOOD_TOKEN,
+                    # Discord echoes the shard a sharded client identified as.
+                    **({"shard": op["d"]["shard"]} if op["d"].get("shard") else {})})
                 for g in self.guilds.values():
                     await self.dispatch("GUILD_CREATE", g)
                 self.ready.set()

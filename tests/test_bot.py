@@ -47,7 +47,7 @@ def extra_settings() -> dict:
 
 @pytest.fixture
 async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
-    from bot.app import NewsBot
+    from bot.app import make_bot
     from bot.run import point_at
     from newsbot.settings import Settings
     from retrieval.service import Newsbot
@@ -70,7 +70,7 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
     core.__dict__["embedder"] = embedder
     core.ingest([SAMPLES])
     await asyncio.to_thread(core.warm)
-    bot = NewsBot(core, settings, guild_ready_timeout=0.05)
+    bot = make_bot(core, settings, guild_ready_timeout=0.05)
     task = asyncio.create_task(bot.start(GOOD_TOKEN))
 
     async def ready() -> None:
@@ -579,3 +579,18 @@ class TestFeedPolling:
             assert "harbour reopened on Monday" in embed["fields"][0]["value"]
         finally:
             web.stop()
+
+
+class TestSharded:
+    @pytest.fixture
+    def extra_settings(self):
+        return {"sharded": True}
+
+    async def test_sharded_bot_answers(self, discord_env):
+        import discord as d
+
+        assert isinstance(discord_env.bot, d.AutoShardedClient)
+        i = await discord_env.fake.command("ask", {"question": REFERENCE_QUESTION},
+                                           guild_id=GUILD_A)
+        msg = await answered(discord_env, i)
+        assert LAMBRECHT in msg["embeds"][0]["fields"][0]["value"]

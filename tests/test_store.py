@@ -4,7 +4,37 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, SAMPLES, copy_samples, write
+import pytest
+
+from tests.conftest import (
+    LAMBRECHT,
+    REFERENCE_QUESTION,
+    SAMPLES,
+    copy_samples,
+    server_settings,
+    write,
+)
+
+
+# Every test here runs twice: on embedded Chroma and on a Chroma server (`chroma run`).
+@pytest.fixture(params=["embedded", "server"])
+def make_bot(make_bot, request, tmp_path):
+    if request.param == "embedded":
+        return make_bot
+    server = request.getfixturevalue("chroma_server")
+
+    def make(data_dir=None, **overrides):
+        data_dir = data_dir or tmp_path / "data"
+        return make_bot(data_dir, **server_settings(server, data_dir), **overrides)
+
+    return make
+
+
+@pytest.fixture
+def sample_bot(make_bot, tmp_path):
+    nb = make_bot(tmp_path / "samples-store")
+    assert not nb.ingest([SAMPLES]).failed
+    return nb
 
 
 def vector_counts(nb, library="global", article_id=None):

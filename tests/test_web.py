@@ -179,6 +179,12 @@ def test_feed_polls_honour_etag_and_ingest_only_new_or_changed_items(web, web_bo
     assert any("4.6 million" in q for q in quotes), quotes
     store.close()
 
+    # A restart (a new process, the same data dir) resumes where polling left off.
+    reopened = FeedStore(nb.data_dir / "feeds.sqlite3")
+    [r] = poll_all(nb, reopened)
+    assert r.status == "not modified"
+    reopened.close()
+
 
 def test_feed_errors_keep_state_and_items_fall_back_to_their_own_text(web, web_bot):
     from retrieval.feeds import FeedStore, poll
