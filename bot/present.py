@@ -79,6 +79,8 @@ def byline(title: str, source: str, published: str, url: str, limit: int) -> str
 def citation_field(c: Citation, limit: int = FIELD_VALUE_MAX) -> tuple[str, str]:
     name = cut(f"[{c.n}] {c.title}", FIELD_NAME_MAX)
     source = byline(c.title, c.source, c.published, c.url, min(400, limit // 2))
+    if c.reported_by:  # one copy of a reprinted wire story is cited
+        source = cut(f"{source} \u00b7 {c.reported_by}", min(460, limit // 2 + 60))
     quote_room = limit - ulen(source) - 3
     quote = "> " + cut(escape(c.quote), quote_room - 2).replace("\n", " ")
     return name, cut(f"{quote}\n{source}", limit)

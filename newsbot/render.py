@@ -25,6 +25,8 @@ def answer_text(a: Answer, width: int = 100) -> str:
         lines.append(f"    {c.title} \u2014 {byline(c, c.place)}")
         lines.append(f"    {c.url or '(no link)'}  (article {c.article_id}, "
                      f"chars {c.start}-{c.end})")
+        if c.reported_by:
+            lines.append(f"    {c.reported_by}: {', '.join(c.sources)}")
         if c.also_in:
             lines.append(f"    also printed in: {', '.join(c.also_in)}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
 from retrieval.search import freshness
 from retrieval.store import VectorStore
-from retrieval.tokens import normalise, term_match, tokens, words
+from retrieval.tokens import term_match, tokens, words
 
 # Weights chosen on the dev questions with benchmarks/tune_citations.py (README: quality).
 DENSE_WEIGHT = 0.55
@@ -198,10 +198,15 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
     best = ranked[0].score
     chosen: dict[str, Citation] = {}
     for c in ranked:
-        key = normalise(c.quote)
+        # Reprints of one wire story differ in punctuation and case at most: cite one copy,
+        # and count the outlets that printed it.
+        key = " ".join(words(c.quote.lower()))
         if key in chosen:
-            if c.article_id not in chosen[key].also_in and c.article_id != chosen[key].article_id:
-                chosen[key].also_in.append(c.article_id)
+            cit = chosen[key]
+            if c.article_id not in cit.also_in and c.article_id != cit.article_id:
+                cit.also_in.append(c.article_id)
+                if c.passage.source and c.passage.source not in cit.sources:
+                    cit.sources.append(c.passage.source)
             continue
         if len(chosen) == max_citations or c.relevance < threshold \
                 or c.score < best - FOLLOW_MARGIN:
@@ -215,4 +220,4 @@ def to_citation(c: Candidate, n: int) -> Citation:
     return Citation(n=n, quote=c.quote, article_id=c.article_id, title=p.title, source=p.source,
                     published=p.published, url=p.url, start=c.start, end=c.end,
                     score=round(c.score, 4), library=c.library, sentence_index=c.index,
-                    place=p.place)
+                    place=p.place, sources=[p.source] if p.source else [])

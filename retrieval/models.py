@@ -97,6 +97,12 @@ class Citation:
     sentence_index: int = 0
     place: str = ""
     also_in: list[str] = field(default_factory=list)  # other article ids printing the same sentence
+    sources: list[str] = field(default_factory=list)  # distinct sources printing it, own first
+
+    @property
+    def reported_by(self) -> str:
+        """ "reported by N sources" when a wire story was reprinted, else "". """
+        return f"reported by {len(self.sources)} sources" if len(self.sources) > 1 else ""
 
 
 @dataclass(slots=True)

@@ -88,3 +88,36 @@ def test_reprinted_sentence_is_cited_once(make_bot, tmp_path):
     assert len(quotes) == len(set(quotes))
     lambrecht = [c for c in answer.citations if LAMBRECHT in c.quote]
     assert len(lambrecht) == 1 and lambrecht[0].also_in
+
+
+WIRE = """Harbour cranes idle in Lindholm
+
+LINDHOLM, March 4 (Newsbot Sample Wire) - Crane operators at the port of Lindholm stopped work \
+on Friday in a dispute over night shifts, the dockers' union said.
+The union said the stoppage would last 48 hours.
+"""
+
+
+def test_wire_story_reprinted_by_several_outlets_is_cited_once(make_bot, tmp_path):
+    from newsbot.render import answer_text
+    from tests.conftest import write
+
+    nb = make_bot()
+    for outlet in ("Lindholm Post", "Harbour Daily", "Coast Courier"):
+        slug = outlet.lower().replace(" ", "-")
+        text = WIRE.replace("(Newsbot Sample Wire)", f"({outlet})")
+        write(tmp_path / "in" / f"{slug}.txt", text.replace("the dockers' union said.",
+                                                            "the dockers\u2019 union said."
+                                                            if outlet == "Coast Courier"
+                                                            else "the dockers' union said."))
+    nb.ingest([tmp_path / "in"])
+    answer = nb.ask("why did the Lindholm crane operators stop work?")
+    first = answer.citations[0]
+    assert "stopped work" in first.quote
+    assert sum("stopped work" in c.quote for c in answer.citations) == 1
+    assert len(first.also_in) == 2 and first.reported_by == "reported by 3 sources"
+    assert sorted(first.sources) == ["Coast Courier", "Harbour Daily", "Lindholm Post"]
+    assert "reported by 3 sources" in answer_text(answer)
+    from bot.present import answer_embed
+
+    assert "reported by 3 sources" in answer_embed(answer).fields[0].value
