@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from retrieval.errors import StoreError
 from retrieval.models import Article, Chunk, Sentence, StoredArticle
 
@@ -42,6 +44,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (library, article_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Sentence vectors (float16) are read by key, never searched, so they stay out of Chroma's
+-- HNSW index, which holds its vectors in memory: at 100k articles, 3M sentences would cost
+-- ~5 GB of RAM there and cost 2.3 GB of disk here.
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL, vec BLOB NOT NULL,
+    PRIMARY KEY (library, article_id, idx)
+) WITHOUT ROWID;
 """
 
 
@@ -154,6 +163,8 @@ class Catalog:
                 db.execute("DELETE FROM sentences WHERE library=? AND article_id=?",
                            (library, a.id))
                 db.execute("DELETE FROM chunks WHERE library=? AND article_id=?", (library, a.id))
+                db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
+                           (library, a.id))
                 db.execute(
                     "INSERT OR REPLACE INTO articles VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?)",
@@ -172,11 +183,39 @@ class Catalog:
                 )
             self._bump(db)
 
-    def mark_ready(self, library: str, ids: Iterable[str]) -> None:
+    def mark_ready(self, library: str, ids: Iterable[str],
+                   sentence_vectors: dict[str, np.ndarray] | None = None) -> None:
+        """Make articles visible, storing their sentence vectors in the same transaction."""
         with self.transaction() as db:
+            for aid, vecs in (sentence_vectors or {}).items():
+                db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
+                           (library, aid))
+                db.executemany("INSERT INTO sentence_vectors VALUES (?,?,?,?)",
+                               [(library, aid, i, v.astype(np.float16).tobytes())
+                                for i, v in enumerate(vecs)])
             db.executemany("UPDATE articles SET status='ready' WHERE library=? AND id=?",
                            [(library, i) for i in ids])
             self._bump(db)
+
+    def sentence_vectors(
+        self, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], np.ndarray]:
+        out = {}
+        for key in keys:
+            row = self.db.execute("SELECT vec FROM sentence_vectors WHERE library=? AND "
+                                  "article_id=? AND idx=?", key).fetchone()
+            if row:
+                out[key] = np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
+        return out
+
+    def count_sentence_vectors(self, library: str | None = None,
+                               article_id: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM sentence_vectors WHERE 1=1", []
+        if library:
+            sql, args = sql + " AND library=?", [*args, library]
+        if article_id:
+            sql, args = sql + " AND article_id=?", [*args, article_id]
+        return self.db.execute(sql, args).fetchone()[0]
 
     def mark_removing(self, library: str, article_id: str) -> bool:
         with self.transaction() as db:
@@ -189,7 +228,7 @@ class Catalog:
         with self.transaction() as db:
             for i in ids:
                 for table, col in (("sentences", "article_id"), ("chunks", "article_id"),
-                                   ("articles", "id")):
+                                   ("sentence_vectors", "article_id"), ("articles", "id")):
                     db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, i))
             self._bump(db)
 

@@ -159,10 +159,13 @@ def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
 
 
 def score_candidates(
-    question: str, qvec: np.ndarray, cands: list[Candidate], vectors: VectorStore,
-    ref_date: dt.date | None = None,
+    question: str, qvec: np.ndarray, cands: list[Candidate], catalog: Catalog,
+    vectors: VectorStore, ref_date: dt.date | None = None,
 ) -> list[Candidate]:
-    vecs = vectors.sentence_vectors([(c.library, c.article_id, c.index) for c in cands])
+    keys = [(c.library, c.article_id, c.index) for c in cands]
+    vecs = catalog.sentence_vectors(keys)
+    if len(vecs) < len(keys):  # a store written before sentence vectors moved to the catalog
+        vecs |= vectors.legacy_sentence_vectors([k for k in keys if k not in vecs])
     weights = _weights(question)
     strong = _strong(question)
     kind = answer_type(question)

@@ -125,22 +125,26 @@ class Newsbot:
             if loaded:
                 article, sentences = loaded
                 chunks = self.catalog.chunks_of(library, article_id)
-                self._embed_and_store(library, [(article, sentences, chunks)])
-                self.catalog.mark_ready(library, [article_id])
+                vecs = self._embed_and_store(library, [(article, sentences, chunks)])
+                self.catalog.mark_ready(library, [article_id], vecs)
 
     def _embed_and_store(
         self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]]
-    ) -> None:
+    ) -> dict[str, np.ndarray]:
+        """Embed the sentences, store the chunk vectors in Chroma, and return each article's
+        sentence vectors, which the catalog stores as the articles become ready."""
         import numpy as np
 
         texts = [s.text for _, sentences, _ in items for s in sentences]
         vecs = self.embedder.embed(texts)
-        batch, at = [], 0
+        batch, by_article, at = [], {}, 0
         for article, sentences, chunks in items:
             svecs = vecs[at : at + len(sentences)]
             at += len(sentences)
-            batch.append((article, sentences, chunks, svecs, _chunk_vectors(svecs, chunks, np)))
+            by_article[article.id] = svecs
+            batch.append((article, chunks, _chunk_vectors(svecs, chunks, np)))
         self.vectors.add(library, batch)
+        return by_article
 
     def _write_batch(self, library: str, batch: list[Article], report: IngestReport) -> None:
         from retrieval.split import make_chunks, split_sentences
@@ -173,9 +177,9 @@ class Newsbot:
         ids = [a.id for a, _, _ in items]
         self.catalog.write_pending(library, items, replaced)
         self.vectors.delete(library, ids + replaced)
-        self._embed_and_store(library, items)
+        vecs = self._embed_and_store(library, items)
         self.catalog.delete(library, replaced)
-        self.catalog.mark_ready(library, ids)
+        self.catalog.mark_ready(library, ids, vecs)
 
     def ingest_articles(
         self, articles: Iterable[Article | IngestFailure], library: str = GLOBAL,
@@ -294,7 +298,7 @@ class Newsbot:
                                  self.vectors, self.lexical, timings, mode=mode, ref_date=ref)
         t = time.perf_counter()
         ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
-                                  self.vectors, ref)
+                                  self.catalog, self.vectors, ref)
         citations = select(ranked, self.settings.abstain_below, self.settings.max_citations)
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
@@ -329,6 +333,12 @@ class Newsbot:
         standalone, how = rewrite(q, turns, self.chat_model,
                                   min(10.0, self.settings.llm_timeout_s))
         return self.check_question(standalone), how
+
+    def vector_counts(self, library: str | None = None,
+                      article_id: str | None = None) -> dict[str, int]:
+        """Sentence vectors (catalog) and chunk vectors (Chroma) stored."""
+        return {"sentences": self.catalog.count_sentence_vectors(library, article_id),
+                "chunks": self.vectors.count(library, article_id)}
 
     def require_articles(self, libraries: list[str]) -> None:
         if not self.catalog.counts(libraries)["articles"]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from retrieval.catalog import date_key, source_key
 from retrieval.errors import StoreError
-from retrieval.models import Article, Chunk, Sentence
+from retrieval.models import Article, Chunk
 
 log = logging.getLogger("newsbot.store")
 T = TypeVar("T")
@@ -136,41 +136,33 @@ class VectorStore:
                         from None
             return self._stores[name]
 
-    def add(
-        self,
-        library: str,
-        batch: Iterable[tuple[Article, list[Sentence], list[Chunk], np.ndarray, np.ndarray]],
-    ) -> None:
-        """Upsert vectors of a batch of articles (ids are deterministic, so a retry never
-        duplicates)."""
-        rows: dict[str, list[tuple[str, np.ndarray, str, dict[str, Any]]]] = {
-            "sentences": [], "chunks": []}
-        for article, sentences, chunks, svecs, cvecs in batch:
+    def add(self, library: str,
+            batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]) -> None:
+        """Upsert the chunk vectors of a batch of articles (ids are deterministic, so a retry
+        never duplicates). Sentence vectors live in the catalog, outside HNSW."""
+        rows: list[tuple[str, np.ndarray, str, dict[str, Any]]] = []
+        for article, chunks, cvecs in batch:
             base = {"library": library, "article_id": article.id, "hash": article.content_hash(),
                     "source_key": source_key(article.source),
                     "published": date_key(article.published_iso)}
-            for s, v in zip(sentences, svecs, strict=True):
-                rows["sentences"].append((vector_id(library, article.id, "s", s.index), v,
-                                          s.text, {**base, "idx": s.index}))
             for c, v in zip(chunks, cvecs, strict=True):
-                rows["chunks"].append((vector_id(library, article.id, "c", c.index), v, c.text,
-                                       {**base, "idx": c.index, "first": c.first_sentence,
-                                        "last": c.last_sentence}))
-        for kind, items in rows.items():
-            collection = self._store(kind, library)._collection
-            for i in range(0, len(items), MAX_BATCH):
-                part = items[i : i + MAX_BATCH]
-                self._retry(lambda part=part, collection=collection: collection.upsert(
-                    ids=[r[0] for r in part],
-                    embeddings=np.stack([r[1] for r in part]),
-                    documents=[r[2] for r in part],
-                    metadatas=[r[3] for r in part],
-                ), "writing vectors")
+                rows.append((vector_id(library, article.id, "c", c.index), v, c.text,
+                             {**base, "idx": c.index, "first": c.first_sentence,
+                              "last": c.last_sentence}))
+        collection = self._store("chunks", library)._collection
+        for i in range(0, len(rows), MAX_BATCH):
+            part = rows[i : i + MAX_BATCH]
+            self._retry(lambda part=part: collection.upsert(
+                ids=[r[0] for r in part],
+                embeddings=np.stack([r[1] for r in part]),
+                documents=[r[2] for r in part],
+                metadatas=[r[3] for r in part],
+            ), "writing vectors")
 
     def delete(self, library: str, article_ids: list[str]) -> None:
         if not article_ids:
             return
-        for kind in ("sentences", "chunks"):
+        for kind in ("sentences", "chunks") if self._legacy(library) else ("chunks",):
             store = self._store(kind, library)
             self._retry(lambda store=store: store.delete(
                 where={"article_id": {"$in": article_ids}}), "deleting vectors")
@@ -211,11 +203,23 @@ class VectorStore:
                      for m, dist in kept]
         return sorted(hits, key=lambda h: h.distance)[:n]
 
-    def sentence_vectors(
+    def _legacy(self, library: str) -> bool:
+        """Stores written before sentence vectors moved to the catalog keep them in a
+        ``sentences-LIBRARY`` collection; they are still read (and deleted) there."""
+        with self._lock:
+            if not hasattr(self, "_legacy_names"):
+                self._legacy_names = {c.name for c in self._retry(
+                    self.client.list_collections, "listing collections")
+                    if c.name.startswith(f"{self.prefix}sentences-")}
+        return f"{self.prefix}sentences-{library}" in self._legacy_names
+
+    def legacy_sentence_vectors(
         self, keys: list[tuple[str, str, int]]
     ) -> dict[tuple[str, str, int], np.ndarray]:
         out: dict[tuple[str, str, int], np.ndarray] = {}
         for library in {lib for lib, _, _ in keys}:
+            if not self._legacy(library):
+                continue
             store = self._store("sentences", library)
             ids = [vector_id(lib, a, "s", i) for lib, a, i in keys if lib == library]
             got = self._retry(lambda store=store, ids=ids: store.get(
@@ -224,20 +228,20 @@ class VectorStore:
                 out[(library, m["article_id"], int(m["idx"]))] = np.asarray(e, dtype=np.float32)
         return out
 
-    def count(self, library: str | None = None, article_id: str | None = None) -> dict[str, int]:
-        """Vectors stored, in all libraries, one library, or for one article."""
+    def count(self, library: str | None = None, article_id: str | None = None) -> int:
+        """Chunk vectors stored, in all libraries, one library, or for one article."""
+        head = f"{self.prefix}chunks-"
         libraries = [library] if library else sorted(
-            {c.name.removeprefix(self.prefix).split("-", 1)[1]
+            {c.name.removeprefix(head)
              for c in self._retry(self.client.list_collections, "listing collections")
-             if c.name.startswith(self.prefix)})
-        out = {"sentences": 0, "chunks": 0}
+             if c.name.startswith(head)})
+        total = 0
         for lib in libraries:
-            for kind in out:
-                col = self._store(kind, lib)._collection
-                out[kind] += self._retry(lambda col=col: len(col.get(
-                    where={"article_id": article_id}, include=[])["ids"]) if article_id
-                    else col.count(), "counting")
-        return out
+            col = self._store("chunks", lib)._collection
+            total += self._retry(lambda col=col: len(col.get(
+                where={"article_id": article_id}, include=[])["ids"]) if article_id
+                else col.count(), "counting")
+        return total
 
 
 def _where(skey: str | None, lo: int | None, hi: int | None) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ def states(data_dir) -> dict[str, int]:
 
 
 def vector_count(nb, kind: str, article_id: str) -> int:
-    return nb.vectors.count("global", article_id)["sentences" if kind == "s" else "chunks"]
+    return nb.vector_counts("global", article_id)["sentences" if kind == "s" else "chunks"]
 
 
 def test_sigkill_midway_then_rerun(make_bot, tmp_path):
@@ -94,7 +94,7 @@ def test_sigkill_midway_then_rerun(make_bot, tmp_path):
     assert nb.catalog.counts() == clean.catalog.counts() == {
         "articles": N_ARTICLES, "sentences": 8 * N_ARTICLES,
         "chunks": clean.catalog.counts()["chunks"]}
-    assert nb.vectors.count() == clean.vectors.count()
+    assert nb.vector_counts() == clean.vector_counts()
     some = pending[0]
     assert nb.ask(f"what did officials in district {some[9:]} plan near the river?"
                   ).citations[0].article_id == some

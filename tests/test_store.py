@@ -38,18 +38,18 @@ def sample_bot(make_bot, tmp_path):
 
 
 def vector_counts(nb, library="global", article_id=None):
-    return nb.vectors.count(library, article_id)
+    return nb.vector_counts(library, article_id)
 
 
 def test_reingest_changes_nothing(make_bot):
     nb = make_bot()
     first = nb.ingest([SAMPLES])
     assert first.added == 8 and not first.failed
-    generation, counts = nb.catalog.generation(), nb.vectors.count()
+    generation, counts = nb.catalog.generation(), nb.vector_counts()
     again = nb.ingest([SAMPLES])
     assert (again.added, again.updated, again.unchanged) == (0, 0, 8)
     assert nb.catalog.generation() == generation
-    assert nb.vectors.count() == counts == {"sentences": first.sentences,
+    assert nb.vector_counts() == counts == {"sentences": first.sentences,
                                             "chunks": first.chunks}
 
 
@@ -84,13 +84,13 @@ def test_same_url_under_a_new_id_replaces_the_old_article(make_bot, tmp_path):
 def test_remove_deletes_an_article_completely(make_bot):
     nb = make_bot()
     nb.ingest([SAMPLES])
-    before = nb.vectors.count()
+    before = nb.vector_counts()
     assert vector_counts(nb, article_id="interfax-wallace-2022-01-27")["sentences"] == 14
     assert nb.remove("interfax-wallace-2022-01-27")
     assert nb.catalog.load("global", "interfax-wallace-2022-01-27") is None
     assert vector_counts(nb, article_id="interfax-wallace-2022-01-27") == {
         "sentences": 0, "chunks": 0}
-    assert nb.vectors.count()["sentences"] == before["sentences"] - 14
+    assert nb.vector_counts()["sentences"] == before["sentences"] - 14
     assert all(LAMBRECHT not in c.quote for c in nb.ask(REFERENCE_QUESTION).citations)
     assert not nb.remove("interfax-wallace-2022-01-27")
 
