@@ -98,6 +98,9 @@ class NewsBot(commands.Bot):
         now, last = time.monotonic(), self._mentioned.get(user_id)
         if last is not None and now - last < self.settings.cooldown_s:
             return False
+        if len(self._mentioned) > 10_000:  # forget those whose cooldown is long over
+            self._mentioned = {u: t for u, t in self._mentioned.items()
+                               if now - t < self.settings.cooldown_s}
         self._mentioned[user_id] = now
         return True
 

@@ -93,8 +93,9 @@ class NewsCommands(commands.Cog):
                 answer = await asyncio.to_thread(self.core.ask, asked, libraries=libraries,
                                                  source=source, since=since,
                                                  on_text=stream.push)
-            finally:
-                stream.closing = True
+            except BaseException:
+                await stream.stop()  # the error reply replaces the partial answer
+                raise
             message = await stream.finish(content=None,
                                           embed=self._embed(answer, asked, question),
                                           view=AnswerView(self.bot, answer),

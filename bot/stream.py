@@ -58,11 +58,14 @@ class Streamer:
                 self.shown = text
                 self.last_edit = time.monotonic()
 
-    async def finish(self, **final: object) -> discord.InteractionMessage:
-        """Stop streaming and put the final answer in place, still no sooner than a second
-        after the previous edit."""
+    async def stop(self) -> None:
         self.closing = True
         self.changed.set()
         await self.task
+
+    async def finish(self, **final: object) -> discord.InteractionMessage:
+        """Stop streaming and put the final answer in place, still no sooner than a second
+        after the previous edit."""
+        await self.stop()
         await self._pace()
         return await self.interaction.edit_original_response(**final)
