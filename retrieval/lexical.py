@@ -34,6 +34,7 @@ class LexicalIndex:
         self._index: _Index | None = None
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
+        self._masks: dict[tuple[int, int, tuple[str, ...]], np.ndarray | None] = {}
 
     def _build(self, generation: int) -> _Index:
         import bm25s
@@ -98,6 +99,19 @@ class LexicalIndex:
             threading.Thread(target=self.refresh, name="bm25-refresh", daemon=True).start()
         return current
 
+    def _library_mask(self, idx: _Index, libraries: list[str]) -> np.ndarray | None:
+        """Which chunks are in ``libraries`` (None: all of them), cached per index: comparing
+        every chunk's library name costs ~20 ms at 600k chunks."""
+        key = (idx.generation, len(idx.keys), tuple(sorted(libraries)))
+        mask = self._masks.get(key, False)
+        if mask is False:
+            mask = np.isin(idx.libraries, libraries)
+            mask = None if mask.all() else mask
+            # Only the current index's masks are kept (one generation at a time).
+            self._masks = {k: v for k, v in self._masks.items() if k[:2] == key[:2]}
+            self._masks[key] = mask
+        return mask
+
     def search(
         self, question: str, n: int, libraries: list[str], source: str | None = None,
         since: str | None = None, until: str | None = None,
@@ -106,18 +120,20 @@ class LexicalIndex:
         q = tokens(question)
         if idx.retriever is None or not q:
             return []
-        mask = np.isin(idx.libraries, libraries)
-        if source:
-            mask &= idx.sources == source_key(source)
-        if since:
-            mask &= idx.published >= date_key(since)
-        if until:
-            mask &= idx.published <= date_key(until)
-        if not mask.any():
+        mask = self._library_mask(idx, libraries)
+        if source or since or until:
+            mask = np.ones(len(idx.keys), dtype=bool) if mask is None else mask.copy()
+            if source:
+                mask &= idx.sources == source_key(source)
+            if since:
+                mask &= idx.published >= date_key(since)
+            if until:
+                mask &= idx.published <= date_key(until)
+        if mask is not None and not mask.any():
             return []
         k = min(n, len(idx.keys))
         docs, scores = idx.retriever.retrieve(
-            [q], k=k, weight_mask=mask.astype(np.float32), show_progress=False,
-            n_threads=1)
+            [q], k=k, weight_mask=None if mask is None else mask.astype(np.float32),
+            show_progress=False, n_threads=1)
         return [(idx.keys[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True)
                 if s > 0]
