@@ -419,6 +419,8 @@ async def test_ask_opens_a_thread_where_a_follow_up_is_answered(discord_env):
     from bot.conversations import Conversations
 
     saved = Conversations(discord_env.core.data_dir / "conversations.sqlite3")
+    # The turn is recorded just after the reply is sent.
+    await fake.wait(lambda: len(saved.history(thread_id, 5)) == 2, what="the second turn")
     assert [t.question for t in saved.history(thread_id, 5)] == [
         REFERENCE_QUESTION, "who did Wallace meet in the Netherlands?"]
     saved.close()
