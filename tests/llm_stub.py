@@ -5,12 +5,12 @@ the real langchain-openai and langchain-ollama clients are exercised end to end.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.http_stub import LocalServer, QuietHandler
 
 
 def evidence_number(prompt: str, needle: str) -> int:
@@ -32,19 +32,14 @@ class Reply:
     invalid: bool = False  # a 200 whose body is not a completion
 
 
-class LLMStub:
+class LLMStub(LocalServer):
     def __init__(self) -> None:
         self.script: list[Reply] = []  # consumed one per request; `default` when empty
         self.default = Reply("NOT_FOUND")
         self.requests: list[dict[str, Any]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
                 stub.requests.append({"path": self.path, "body": body,
@@ -128,21 +123,8 @@ class LLMStub:
                 lines = [line(p, False) for p in self._pieces(reply.text)] + [line("", True)]
                 self._stream("application/x-ndjson", lines, reply.chunk_delay_s)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serve(Handler)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> LLMStub:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def play(self, *replies: Reply) -> None:
         self.script = list(replies)

@@ -3,11 +3,10 @@ Last-Modified, and the misbehaviours a crawler meets (errors, slowness, huge and
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from tests.http_stub import LocalServer, QuietHandler
 
 
 @dataclass
@@ -23,18 +22,13 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class WebStub:
+class WebStub(LocalServer):
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[tuple[str, dict[str, str]]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 stub.hits.append((self.path, dict(self.headers)))
                 r = stub.routes.get(self.path)
@@ -84,20 +78,11 @@ class WebStub:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serve(Handler)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"{self.base_url}{path}"
 
-    def start(self) -> WebStub:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def page(title: str, body: str, date: str = "2022-02-14", author: str = "Mara Lind",
