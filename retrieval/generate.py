@@ -82,10 +82,11 @@ def llm_answer(
 
         def stream(text: str) -> None:
             # Only whole sentences that passed verification are ever shown, even mid-stream.
-            for claim in split_claims(text)[:-1]:
+            whole = split_claims(text)[:-1]  # the last one may still be growing
+            for claim in whole:
                 if claim not in checked:
                     checked[claim] = verifier.check(claim, ev)
-            body, _ = renumber([checked[c] for c in split_claims(text)[:-1]])
+            body, _ = renumber([checked[c] for c in whole])
             if body != shown[0]:
                 shown[0] = body
                 on_text(body)

@@ -77,8 +77,13 @@ def split_claims(text: str) -> list[str]:
     return out
 
 
+def _marker_numbers(group: str) -> list[int]:
+    """The numbers inside one marker: "2" of [2], "1, 3" of [1, 3]."""
+    return [int(n) for n in re.split(r"\s*[,;]\s*", group)]
+
+
 def cited_numbers(claim: str) -> list[int]:
-    return [int(n) for g in MARKER.findall(claim) for n in re.split(r"\s*[,;]\s*", g)]
+    return [n for g in MARKER.findall(claim) for n in _marker_numbers(g)]
 
 
 def strip_markers(claim: str) -> str:
@@ -169,7 +174,8 @@ class Verifier:
         cited = [evidence[n - 1] for n in cites]
         support = " ".join(e.text for e in cited)
         meta = " ".join(f"{_date_words(e.published)} {e.source}" for e in cited)
-        support_terms = set(tokens(f"{support} {meta}")) | acronyms(support)
+        support_acronyms = acronyms(support)
+        support_terms = set(tokens(f"{support} {meta}")) | support_acronyms
         support_lower = {w.lower() for w in words(support)}
 
         extra = sorted(_numbers(text) - _numbers(f"{support} {meta}"))
@@ -177,16 +183,15 @@ class Verifier:
             return result(False, f"number {extra[0]} is in none of its cited sentences")
         for name in _names(text, support_lower):
             if not any(term_match(t, support_terms) for t in tokens(name)) and \
-                    name.lower() not in acronyms(support):
+                    name.lower() not in support_acronyms:
                 return result(False, f"name {name} is in none of its cited sentences")
         if _negated(text) != _negated(support):
             return result(False, "negation differs from its cited sentences")
-        claim_terms = set(tokens(text))
-        for t in sorted(claim_terms - support_terms):
+        content = tokens(text)
+        for t in sorted(set(content) - support_terms):
             for o in sorted(_OPPOSITE.get(t, set()) & support_terms):
                 return result(False, f"says {t!r} where its cited sentences say {o!r}")
 
-        content = tokens(text)
         ovl = (sum(term_match(t, support_terms) > 0 for t in content) / len(content)
                if content else 0.0)
         qv, *cvs = self._vecs([text, *(p for e in cited for p in spans(e.text))])
@@ -201,8 +206,11 @@ class Verifier:
 
     def check_all(self, text: str, evidence: Sequence[Evidence]) -> list[ClaimCheck]:
         claims = split_claims(text)
+        # One encode for every claim and the spans of the evidence they cite (not of all the
+        # evidence: most of it is never cited).
+        cited = sorted({n for c in claims for n in cited_numbers(c) if 1 <= n <= len(evidence)})
         self._vecs([strip_markers(c) for c in claims]
-                   + [p for e in evidence for p in spans(e.text)])
+                   + [p for n in cited for p in spans(evidence[n - 1].text)])
         return [self.check(c, evidence) for c in claims]
 
 
@@ -217,8 +225,7 @@ def renumber(checks: Sequence[ClaimCheck]) -> tuple[str, list[int]]:
             continue
 
         def sub(m: re.Match, cites: list[int] = c.cites) -> str:
-            ns = [int(n) for n in re.split(r"\s*[,;]\s*", m.group(1))]
-            kept = [n for n in ns if n in cites]
+            kept = [n for n in _marker_numbers(m.group(1)) if n in cites]
             for n in kept:
                 if n not in order:
                     order.append(n)
