@@ -62,10 +62,10 @@ def _strong(question: str) -> set[str]:
     return strong | {t for w in ws[:1] if any(c.isdigit() for c in w) for t in tokens(w)}
 
 
-def _weights(question: str) -> dict[str, float]:
-    """Question terms; names and numbers weigh more, since an answer sentence must share them.
-    The "long" of "how long" asks for the answer; it is not a term to match."""
-    strong = _strong(question)  # from the whole question: "how many Britons" names Britons
+def _weights(question: str, strong: set[str]) -> dict[str, float]:
+    """Question terms; names and numbers (``strong``, found in the whole question: "how many
+    Britons" names Britons) weigh more, since an answer sentence must share them. The "long"
+    of "how long" asks for the answer; it is not a term to match."""
     q = question.lower().split()
     if " ".join(q[:2]) in QUANTITY:
         question = " ".join(question.split()[2:])
@@ -166,8 +166,8 @@ def score_candidates(
     vecs = catalog.sentence_vectors(keys)
     if len(vecs) < len(keys):  # a store written before sentence vectors moved to the catalog
         vecs |= vectors.legacy_sentence_vectors([k for k in keys if k not in vecs])
-    weights = _weights(question)
     strong = _strong(question)
+    weights = _weights(question, strong)
     kind = answer_type(question)
     n = max(1, len({c.passage_rank for c in cands}))
     contexts: dict[int, set[str]] = {}
@@ -190,6 +190,11 @@ def score_candidates(
     return sorted(cands, key=lambda c: (-c.score, c.passage_rank, c.index))
 
 
+def quote_key(quote: str) -> str:
+    """What a sentence and its reprints share: they differ in punctuation and case at most."""
+    return " ".join(words(quote.lower()))
+
+
 def best_relevance(ranked: list[Candidate]) -> float:
     return max((c.relevance for c in ranked), default=0.0)
 
@@ -201,9 +206,8 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
     best = ranked[0].score
     chosen: dict[str, Citation] = {}
     for c in ranked:
-        # Reprints of one wire story differ in punctuation and case at most: cite one copy,
-        # and count the outlets that printed it.
-        key = " ".join(words(c.quote.lower()))
+        # Reprints of one wire story: cite one copy, and count the outlets that printed it.
+        key = quote_key(c.quote)
         if key in chosen:
             cit = chosen[key]
             if c.article_id not in cit.also_in and c.article_id != cit.article_id:

@@ -10,11 +10,10 @@ from functools import cache
 from typing import Any
 
 from retrieval.answer import mark_passages
-from retrieval.cite import Candidate, to_citation
+from retrieval.cite import Candidate, quote_key, to_citation
 from retrieval.llm import LLMError, complete
 from retrieval.models import Answer, ClaimCheck
 from retrieval.prompts import PROMPTS_DIR, render
-from retrieval.tokens import normalise
 from retrieval.verify import Evidence, Verifier, renumber, split_claims
 
 NOT_FOUND = "NOT_FOUND"
@@ -44,7 +43,7 @@ def pick_evidence(ranked: list[Candidate], n: int) -> list[Candidate]:
     out: list[Candidate] = []
     seen: set[str] = set()
     for c in ranked:
-        key = normalise(c.quote)
+        key = quote_key(c.quote)  # a reprint is no new evidence
         if key in seen or INSTRUCTION_LIKE.search(c.quote):
             continue
         seen.add(key)
