@@ -149,13 +149,15 @@ def metrics(results: list[QuestionResult], ks: Iterable[int] = RECALL_AT) -> Met
 def run(nb, questions: list[EvalQuestion], libraries: list[str], config: str = DEFAULT_CONFIG,
         depth: int = max(RECALL_AT), progress: Callable[[int], None] | None = None,
         ) -> list[QuestionResult]:
-    """Answer every question as `ask` would, dated as of the question's date."""
+    """Answer every question as `ask` would, dated as of the question's date. Extractive
+    answers only: the report measures retrieval and citation, and a configured LLM is not
+    asked (its own error rates are measured on labelled claims, docs/eval/verification.md)."""
     options = CONFIGS[config]
     results = []
     for q in questions:
         t = time.perf_counter()
         answer = nb.ask(q.question, libraries=libraries, depth=depth, as_of=q.question_date,
-                        **options)
+                        llm=False, **options)
         results.append(judge(q, answer, (time.perf_counter() - t) * 1000))
         if progress:
             progress(1)

@@ -79,3 +79,19 @@ def test_eval_end_to_end_on_the_samples(tmp_path, capsys):
     negatives = [json.loads(x) for x in
                  (out / "questions" / "hybrid-negative.jsonl").read_text().splitlines()]
     assert all(r["abstained"] for r in negatives)
+
+
+def test_eval_stays_extractive_when_an_llm_is_configured(make_bot):
+    from retrieval.evaluate import run
+    from tests.llm_stub import LLMStub
+
+    stub = LLMStub().start()
+    try:
+        nb = make_bot(llm_provider="openai", llm_model="stub-model",
+                      llm_base_url=f"{stub.base_url}/v1")
+        nb.ingest([SAMPLES])
+        results = run(nb, load_questions(QUESTIONS), ["global"])
+        assert any(r.citations for r in results)
+        assert stub.requests == []  # the report measures extractive answers, as it says
+    finally:
+        stub.stop()
