@@ -202,13 +202,13 @@ def poll(nb: Newsbot, store: FeedStore, feed: Feed) -> PollReport:
         if isinstance(item, Article) and not item.source:
             item.source = title
         todo.append((key, h, item))
-    try:
-        ingested = nb.ingest_articles([a for _, _, a in todo], feed.library)
-    except BusyError:
-        report.status = "busy"
-        return report  # validators not saved: the next poll asks again
-    failed = {f.where for f in ingested.failed}
-    report.failed = ingested.failed
+    if todo:  # every item unchanged: no need to take the store's write lock
+        try:
+            report.failed = nb.ingest_articles([a for _, _, a in todo], feed.library).failed
+        except BusyError:
+            report.status = "busy"
+            return report  # validators not saved: the next poll asks again
+    failed = {f.where for f in report.failed}
     done = [(key, h, a.id) for key, h, a in todo
             if isinstance(a, Article) and (a.origin or a.id) not in failed]
     store.record(feed, report.status, got.headers.get("etag", ""),

@@ -59,7 +59,7 @@ class Hit:
 
 
 class VectorStore:
-    """One pair of collections per library (``chunks-global``, ``sentences-global``, ...).
+    """One collection of chunk vectors per library (``chunks-global``, ...).
     Chroma answers an unfiltered query in ~10 ms but any metadata filter costs 300-800 ms at
     60k chunks, so libraries are collections, and source and date filters are applied to an
     over-fetched unfiltered result; the exact filtered query is only the fallback."""
@@ -73,6 +73,7 @@ class VectorStore:
         self.prefix = prefix
         self._stores: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._legacy_names: set[str] | None = None  # read once, on first need
         try:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
@@ -207,7 +208,7 @@ class VectorStore:
         """Stores written before sentence vectors moved to the catalog keep them in a
         ``sentences-LIBRARY`` collection; they are still read (and deleted) there."""
         with self._lock:
-            if not hasattr(self, "_legacy_names"):
+            if self._legacy_names is None:
                 self._legacy_names = {c.name for c in self._retry(
                     self.client.list_collections, "listing collections")
                     if c.name.startswith(f"{self.prefix}sentences-")}

@@ -177,6 +177,14 @@ def test_feed_polls_honour_etag_and_ingest_only_new_or_changed_items(web, web_bo
     assert "4.6 million" in text and "4.2 million" not in text  # replaced, not duplicated
     quotes = [c.quote for c in nb.ask("what will the construction of the bridge cost?").citations]
     assert any("4.6 million" in q for q in quotes), quotes
+
+    # A feed served in full again (a new ETag) but with nothing new needs no write lock: a
+    # poll while another ingest holds the store is not "busy".
+    web.routes["/feed.xml"].etag = '"v3"'
+    other = web_bot(data_dir=nb.data_dir)
+    with other._writer():
+        [r] = poll_all(nb, store)
+    assert (r.status, r.new, r.changed, r.unchanged) == ("ok", 0, 0, 3), r.summary()
     store.close()
 
     # A restart (a new process, the same data dir) resumes where polling left off.
