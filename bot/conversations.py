@@ -22,6 +22,10 @@ CREATE INDEX IF NOT EXISTS turns_by_thread ON turns (thread_id, id);
 """
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 class Conversations:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
@@ -35,22 +39,20 @@ class Conversations:
                 is not None
 
     def start(self, thread_id: int, guild_id: int | None, first: Turn) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._lock:
             self.db.execute("BEGIN")
             self.db.execute("INSERT OR IGNORE INTO threads VALUES (?, ?, ?)",
-                            (str(thread_id), str(guild_id) if guild_id else None, now))
-            self.db.execute("INSERT INTO turns (thread_id, at, question, answer) "
-                            "VALUES (?, ?, ?, ?)", (str(thread_id), now, first.question,
-                                                    first.answer))
+                            (str(thread_id), str(guild_id) if guild_id else None, _now()))
+            self._add(thread_id, first)
             self.db.execute("COMMIT")
 
     def add(self, thread_id: int, turn: Turn) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._lock:
-            self.db.execute("INSERT INTO turns (thread_id, at, question, answer) "
-                            "VALUES (?, ?, ?, ?)", (str(thread_id), now, turn.question,
-                                                    turn.answer))
+            self._add(thread_id, turn)
+
+    def _add(self, thread_id: int, turn: Turn) -> None:
+        self.db.execute("INSERT INTO turns (thread_id, at, question, answer) VALUES (?, ?, ?, ?)",
+                        (str(thread_id), _now(), turn.question, turn.answer))
 
     def history(self, thread_id: int, turns: int) -> list[Turn]:
         with self._lock:
