@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.conversations import Conversations
 from bot.feedback import FeedbackStore
+from bot.present import NONE
 from newsbot.settings import Settings
 from retrieval.errors import NewsbotError
 from retrieval.feeds import FeedStore, poll_all
@@ -33,7 +34,7 @@ class NewsBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),  # slash commands need no privileged intent
-            allowed_mentions=discord.AllowedMentions.none(),  # never ping anyone or any role
+            allowed_mentions=NONE,  # never ping anyone or any role
             help_command=None,
             **options,
         )

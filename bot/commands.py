@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NotAdmin
-from bot.present import answer_embed, article_embed, check_message, cut, escape
+from bot.present import NONE, answer_embed, article_embed, check_message, cut, escape
 from bot.stream import Streamer
 from bot.views import AnswerView, SourcesView
 from retrieval.errors import NewsbotError
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from bot.app import NewsBot
 
 log = logging.getLogger("newsbot.bot")
-NONE = discord.AllowedMentions.none()
 UPLOAD_SUFFIXES = {".txt", ".md", ".html", ".htm", ".json", ".jsonl"}
 TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/jsonl",
               "application/xhtml+xml")

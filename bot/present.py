@@ -22,6 +22,7 @@ EMBED_TOTAL_MAX = 6000  # across every embed of one message
 FOOTER_MAX = 2048
 
 ELLIPSIS = "\u2026"
+NONE = discord.AllowedMentions.none()  # every message: never ping anyone, any role, @everyone
 _SAFE_URL = re.compile(r"^https?://[^\s<>()\[\]]+$")
 ANSWER_COLOUR = discord.Colour.blurple()
 ABSTAIN_COLOUR = discord.Colour.light_grey()
@@ -141,26 +142,23 @@ def _bold_cited(p: Passage, citations: Sequence[Citation], room: int) -> str:
         return (ELLIPSIS if lo else "") + "".join(out) + (ELLIPSIS if hi < len(p.text) else "")
 
     body = render(0, len(p.text))
-    if ulen(body) <= room or not spans:
-        return body if ulen(body) <= room else cut(escape(p.text), room)
-    lo, hi = spans[0][0], spans[0][1]
-    if ulen(render(lo, hi)) > room:  # the quote alone is too long: plain text, cut
-        return cut(escape(p.text), room)
-    # Widen by whole words on both sides while it fits.
-    while True:
+    if ulen(body) <= room:
+        return body
+    if not spans or ulen(render(*spans[0])) > room:  # no quote, or the quote alone is too long
+        return cut(escape(p.text), room)  # a cut inside bold would break the markup
+    lo, hi = spans[0]
+    # Widen around the first quote by whole words on both sides while it fits.
+    grown = True
+    while grown:
         grown = False
-        for side in (0, 1):
-            if side == 0 and lo > 0:
-                nlo = p.text.rfind(" ", 0, max(0, lo - 1)) + 1
-                if ulen(render(nlo, hi)) <= room:
-                    lo, grown = nlo, True
-            elif side == 1 and hi < len(p.text):
-                nhi = p.text.find(" ", hi + 1)
-                nhi = len(p.text) if nhi < 0 else nhi
-                if ulen(render(lo, nhi)) <= room:
-                    hi, grown = nhi, True
-        if not grown:
-            return render(lo, hi)
+        before = p.text.rfind(" ", 0, max(0, lo - 1)) + 1
+        if lo > 0 and ulen(render(before, hi)) <= room:
+            lo, grown = before, True
+        after = p.text.find(" ", hi + 1)
+        after = len(p.text) if after < 0 else after
+        if hi < len(p.text) and ulen(render(lo, after)) <= room:
+            hi, grown = after, True
+    return render(lo, hi)
 
 
 def passage_embeds(answer: Answer) -> list[discord.Embed]:

@@ -9,9 +9,8 @@ import time
 
 import discord
 
-from bot.present import CONTENT_MAX, cut, escape
+from bot.present import CONTENT_MAX, NONE, cut, escape
 
-NONE = discord.AllowedMentions.none()
 TYPING = " \u2026"
 
 

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.present import check_message, passage_embeds, sources_embed
+from bot.present import NONE, check_message, passage_embeds, sources_embed
 from retrieval.models import Answer, StoredArticle
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
 
-NONE = discord.AllowedMentions.none()
 
 
 class AnswerView(discord.ui.View):
