@@ -55,7 +55,7 @@ def setup_logging(token: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    for noisy in ("httpx", "chromadb", "bm25s", "sentence_transformers"):
+    for noisy in ("httpx", "chromadb", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -337,15 +337,27 @@ class Catalog:
                 "AND idx BETWEEN ? AND ? ORDER BY idx", (lib, aid, first, last)).fetchall())
         return out
 
-    def iter_ready_chunks(self) -> Iterator[tuple[str, str, int, str, str, str]]:
-        """(library, article_id, idx, text, source_key, published) of every visible chunk."""
-        cur = self.db.execute(
-            "SELECT a.library, a.id, a.text, a.source_key, a.published, c.idx, c.start, c.end "
-            "FROM articles a JOIN chunks c ON c.library=a.library AND c.article_id=a.id "
-            "WHERE a.status='ready' ORDER BY a.library, a.id, c.idx"
-        )
-        for lib, aid, text, skey, pub, idx, s, e in cur:
-            yield lib, aid, idx, text[s:e], skey, pub
+    def iter_ready_articles(
+        self,
+    ) -> Iterator[tuple[str, str, str, str, str, list[tuple[int, int, int]]]]:
+        """(library, article_id, text, source_key, published, [(chunk idx, start, end)]) of
+        every visible article: each text is read once, however many chunks it has."""
+        articles = self.db.execute(
+            "SELECT library, id, text, source_key, published FROM articles "
+            "WHERE status='ready' ORDER BY library, id")
+        chunks = self.db.execute(
+            "SELECT c.library, c.article_id, c.idx, c.start, c.end FROM chunks c "
+            "JOIN articles a ON a.library=c.library AND a.id=c.article_id "
+            "WHERE a.status='ready' ORDER BY c.library, c.article_id, c.idx")
+        pending = next(chunks, None)
+        for lib, aid, text, skey, pub in articles:
+            spans = []
+            # Both cursors walk the same primary-key order, so this is a merge join.
+            while pending is not None and (pending[0], pending[1]) <= (lib, aid):
+                if (pending[0], pending[1]) == (lib, aid):
+                    spans.append(pending[2:])
+                pending = next(chunks, None)
+            yield lib, aid, text, skey, pub, spans
 
     def published(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Each (library, article id)'s published date ("" when undated)."""

@@ -1,11 +1,22 @@
-"""BM25 over chunks (bm25s), rebuilt only when the catalog's generation moves, and cached on disk
-so a cold `ask` does not re-tokenize the whole collection."""
+"""BM25 over chunks, rebuilt only when the catalog's generation moves and kept on disk as
+memory-mapped numpy arrays: a reader maps the index instead of loading it, so the answering
+process stays small at millions of chunks, and a question touches only its own terms' postings.
+
+Scores are BM25 as Lucene computes it (k1 1.5, b 0.75, idf log(1 + (N - df + .5)/(df + .5))),
+the same as the bm25s package's default; tests hold the two equal.
+
+On disk, under ``<data dir>/bm25/``: one folder per build and a ``CURRENT`` file naming the live
+one, replaced atomically, so readers in other processes never see a half-written index.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
+import shutil
 import threading
+import uuid
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,64 +25,212 @@ import numpy as np
 from retrieval.catalog import Catalog, date_key, source_key
 from retrieval.tokens import tokens
 
-_FORMAT = 1
+_FORMAT = 2
+K1, B = 1.5, 0.75
+_BLOCK = 200_000  # chunks whose (term, chunk) pairs are counted together while building
+_KEEP = 2  # builds kept: the live one and the one before, which a reader may still be opening
+_ARRAYS = ("indptr", "docs", "weights", "chunk_article", "chunk_index")
 
 
 @dataclass
 class _Index:
     generation: int
-    retriever: object | None
-    keys: list[tuple[str, str, int]]
-    libraries: np.ndarray
-    sources: np.ndarray
-    published: np.ndarray
+    num_docs: int
+    vocab: dict[str, int]
+    indptr: np.ndarray  # term -> its postings' slice of docs/weights
+    docs: np.ndarray  # chunk numbers, ascending within each term
+    weights: np.ndarray  # BM25 weight of the term in that chunk
+    chunk_article: np.ndarray  # chunk number -> row of the article tables below
+    chunk_index: np.ndarray  # chunk number -> the chunk's idx in its article
+    article_ids: list[str]
+    libraries: np.ndarray  # per article
+    sources: np.ndarray  # per article, source_key
+    published: np.ndarray  # per article, date_key
+
+
+def _weights(terms: np.ndarray, docs: np.ndarray, tf: np.ndarray, df: np.ndarray,
+             doc_len: np.ndarray) -> np.ndarray:
+    n = len(doc_len)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    norm = K1 * (1 - B + B * doc_len / max(float(doc_len.mean()), 1e-9))
+    return (idf[terms] * tf / (tf + norm[docs])).astype(np.float32)
+
+
+def build_arrays(chunk_tokens, vocab: dict[str, int]) -> dict[str, np.ndarray]:
+    """Postings of an iterable of token lists (one per chunk, in chunk-number order): the
+    (term, chunk) pairs are counted a block at a time, so memory follows the distinct pairs,
+    not every token, and no per-chunk Python lists outlive their block."""
+    pair_terms, pair_docs, pair_tf = [], [], []
+    doc_len = array("i")
+    occ_terms, occ_docs = array("i"), array("i")
+
+    def flush() -> None:
+        if not occ_terms:
+            return
+        key = (np.frombuffer(occ_terms, dtype=np.int32).astype(np.int64) << 32) | \
+            np.frombuffer(occ_docs, dtype=np.int32).astype(np.int64)
+        unique, counts = np.unique(key, return_counts=True)
+        pair_terms.append((unique >> 32).astype(np.int32))
+        pair_docs.append((unique & 0xFFFFFFFF).astype(np.int32))
+        pair_tf.append(counts.astype(np.float32))
+        del occ_terms[:], occ_docs[:]
+
+    for doc, toks in enumerate(chunk_tokens):
+        ids = [vocab.setdefault(t, len(vocab)) for t in toks]
+        occ_terms.extend(ids)
+        occ_docs.extend([doc] * len(ids))
+        doc_len.append(len(ids))
+        if (doc + 1) % _BLOCK == 0:
+            flush()
+    flush()
+    n_terms = len(vocab)
+    lengths = np.frombuffer(doc_len, dtype=np.int32).astype(np.float32)
+    if not pair_terms:
+        return {"indptr": np.zeros(n_terms + 1, dtype=np.int64),
+                "docs": np.zeros(0, dtype=np.int32), "weights": np.zeros(0, dtype=np.float32),
+                "doc_len": lengths}
+    terms, docs, tf = (np.concatenate(a) for a in (pair_terms, pair_docs, pair_tf))
+    for parts in (pair_terms, pair_docs, pair_tf):
+        parts.clear()  # the blocks' copies; the concatenation holds them now
+    # Blocks cover ascending chunk numbers, so a stable sort on the term keeps each term's
+    # postings in chunk order.
+    order = np.argsort(terms, kind="stable")
+    terms, docs, tf = terms[order], docs[order], tf[order]
+    del order
+    df = np.bincount(terms, minlength=n_terms)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    return {"indptr": indptr, "docs": docs,
+            "weights": _weights(terms, docs, tf, df.astype(np.float64), lengths),
+            "doc_len": lengths}
+
+
+def top_k(idx: _Index, query: list[str], k: int, article_ok: np.ndarray | None
+          ) -> list[tuple[int, float]]:
+    """(chunk number, score) of the ``k`` best chunks with a positive score, best first (ties
+    by chunk number); ``article_ok`` (per article) keeps only chunks of the allowed ones."""
+    ids = [idx.vocab[t] for t in query if t in idx.vocab]
+    if not ids or k <= 0:
+        return []
+    spans = [(int(idx.indptr[t]), int(idx.indptr[t + 1])) for t in ids]
+    docs = np.concatenate([idx.docs[a:b] for a, b in spans])
+    weights = np.concatenate([idx.weights[a:b] for a, b in spans])
+    if not len(docs):
+        return []
+    if len(docs) * 8 < idx.num_docs:
+        # Few postings: sum per distinct chunk without touching an array per chunk.
+        chunks, inverse = np.unique(docs, return_inverse=True)
+        scores = np.bincount(inverse, weights=weights)
+    else:
+        dense = np.bincount(docs, weights=weights, minlength=idx.num_docs)
+        chunks = np.flatnonzero(dense)
+        scores = dense[chunks]
+    if article_ok is not None:
+        keep = article_ok[idx.chunk_article[chunks]]
+        chunks, scores = chunks[keep], scores[keep]
+    if len(chunks) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        # Every chunk scoring equal to the k-th best is kept, then cut after a stable order,
+        # so ties fall the same way whatever argpartition picked.
+        part = np.flatnonzero(scores >= scores[part].min())
+        chunks, scores = chunks[part], scores[part]
+    order = np.lexsort((chunks, -scores))[:k]
+    return [(int(chunks[i]), float(scores[i])) for i in order if scores[i] > 0]
 
 
 class LexicalIndex:
-    def __init__(self, catalog: Catalog, cache_path: Path) -> None:
+    def __init__(self, catalog: Catalog, root: Path) -> None:
         self.catalog = catalog
-        self.cache_path = cache_path
+        self.root = root
         self._index: _Index | None = None
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._masks: dict[tuple[int, int, tuple[str, ...]], np.ndarray | None] = {}
 
-    def _build(self, generation: int) -> _Index:
-        import bm25s
+    # -- building and saving
+    def _build(self, generation: int) -> dict:
+        article_ids, libs, skeys, pubs = [], [], [], []
+        chunk_article, chunk_index = array("i"), array("i")
 
-        keys, libs, skeys, pubs, corpus = [], [], [], [], []
-        for lib, aid, idx, text, skey, pub in self.catalog.iter_ready_chunks():
-            keys.append((lib, aid, idx))
-            libs.append(lib)
-            skeys.append(skey)
-            pubs.append(date_key(pub))
-            corpus.append(tokens(text))
-        retriever = None
-        if keys:
-            retriever = bm25s.BM25()
-            retriever.index(corpus, show_progress=False)
-        return _Index(generation, retriever, keys, np.array(libs, dtype=object),
-                      np.array(skeys, dtype=object), np.array(pubs, dtype=np.int64))
+        def chunk_tokens():
+            for lib, aid, text, skey, pub, spans in self.catalog.iter_ready_articles():
+                row = len(article_ids)
+                article_ids.append(aid)
+                libs.append(lib)
+                skeys.append(skey)
+                pubs.append(date_key(pub))
+                for idx, start, end in spans:
+                    chunk_article.append(row)
+                    chunk_index.append(idx)
+                    yield tokens(text[start:end])
 
-    def _load(self, generation: int, exact: bool) -> _Index | None:
+        vocab: dict[str, int] = {}
+        arrays = build_arrays(chunk_tokens(), vocab)
+        arrays["chunk_article"] = np.frombuffer(chunk_article, dtype=np.int32)
+        arrays["chunk_index"] = np.frombuffer(chunk_index, dtype=np.int32)
+        meta = {"format": _FORMAT, "generation": generation, "num_docs": len(chunk_index),
+                "articles": [article_ids, libs, skeys, pubs]}
+        return {"meta": meta, "vocab": vocab, "arrays": arrays}
+
+    def _save(self, built: dict) -> Path | None:
+        name = f"g{built['meta']['generation']}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".tmp-{name}"
         try:
-            with open(self.cache_path, "rb") as f:
-                fmt, index = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError,
-                ImportError, TypeError):
-            return None
-        if fmt != _FORMAT or (exact and index.generation != generation):
-            return None
-        return index
-
-    def _save(self, index: _Index) -> None:
-        tmp = self.cache_path.with_suffix(".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                pickle.dump((_FORMAT, index), f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.cache_path)
+            tmp.mkdir(parents=True)
+            for key, arr in built["arrays"].items():
+                np.save(tmp / f"{key}.npy", arr)
+            (tmp / "vocab.json").write_text(json.dumps(built["vocab"]), encoding="utf-8")
+            # meta last: a folder without it is an unfinished build.
+            (tmp / "meta.json").write_text(json.dumps(built["meta"]), encoding="utf-8")
+            os.replace(tmp, self.root / name)
+            pointer = self.root / f".CURRENT-{name}"
+            pointer.write_text(name, encoding="utf-8")
+            os.replace(pointer, self.root / "CURRENT")
         except OSError:
-            pass  # a cache only; the next start rebuilds it
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None  # a cache only; the next start rebuilds it
+        self._prune(name)
+        return self.root / name
+
+    def _prune(self, current: str) -> None:
+        builds = sorted((p for p in self.root.iterdir() if p.is_dir() and p.name[0] == "g"),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in [p for p in builds if p.name != current][_KEEP - 1:]:
+            shutil.rmtree(old, ignore_errors=True)  # mapped files stay readable until unmapped
+        legacy = self.root.parent / "bm25.pkl"  # the single-pickle index of earlier versions
+        legacy.unlink(missing_ok=True)
+
+    @staticmethod
+    def _assemble(meta: dict, vocab: dict[str, int], arrays: dict[str, np.ndarray]) -> _Index:
+        article_ids, libs, skeys, pubs = meta["articles"]
+        return _Index(
+            generation=meta["generation"], num_docs=meta["num_docs"], vocab=vocab,
+            **{k: arrays[k] for k in _ARRAYS}, article_ids=article_ids,
+            libraries=np.array(libs, dtype=object), sources=np.array(skeys, dtype=object),
+            published=np.array(pubs, dtype=np.int64))
+
+    def _open(self, folder: Path) -> _Index | None:
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != _FORMAT:
+                return None
+            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+            arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in _ARRAYS}
+        except (OSError, ValueError):
+            return None
+        return self._assemble(meta, vocab, arrays)
+
+    def _load(self) -> _Index | None:
+        # Twice: a writer in another process may replace CURRENT and prune between our
+        # reading the name and opening the folder.
+        for _ in range(2):
+            try:
+                name = (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+            except OSError:
+                return None
+            if (found := self._open(self.root / name)) is not None:
+                return found
+        return None
 
     def refresh(self) -> _Index:
         """Bring the index up to date now (writers call this once they are done)."""
@@ -79,8 +238,13 @@ class LexicalIndex:
             generation = self.catalog.generation()
             current = self._index
             if current is None or current.generation != generation:
-                current = self._load(generation, exact=True) or self._build(generation)
-                self._save(current)
+                current = self._load()
+                if current is None or current.generation != generation:
+                    built = self._build(generation)
+                    folder = self._save(built)
+                    # Without a writable data dir, the build serves from memory.
+                    current = (self._open(folder) if folder else None) or \
+                        self._assemble(built["meta"], built["vocab"], built["arrays"])
                 with self._lock:
                     self._index = current
             return current
@@ -92,22 +256,22 @@ class LexicalIndex:
         with self._lock:
             current = self._index
             if current is None:
-                current = self._index = self._load(generation, exact=False)
+                current = self._index = self._load()
         if current is None:
             return self.refresh()
         if current.generation != generation and not self._build_lock.locked():
             threading.Thread(target=self.refresh, name="bm25-refresh", daemon=True).start()
         return current
 
+    # -- searching
     def _library_mask(self, idx: _Index, libraries: list[str]) -> np.ndarray | None:
-        """Which chunks are in ``libraries`` (None: all of them), cached per index: comparing
-        every chunk's library name costs ~20 ms at 600k chunks."""
-        key = (idx.generation, len(idx.keys), tuple(sorted(libraries)))
+        """Which articles are in ``libraries`` (None: all of them), cached per index."""
+        key = (idx.generation, idx.num_docs, tuple(sorted(libraries)))
         mask = self._masks.get(key, False)
         if mask is False:
             mask = np.isin(idx.libraries, libraries)
             mask = None if mask.all() else mask
-            # Only the current index's masks are kept (one generation at a time).
+            # Only the current index's masks are kept.
             self._masks = {k: v for k, v in self._masks.items() if k[:2] == key[:2]}
             self._masks[key] = mask
         return mask
@@ -118,11 +282,11 @@ class LexicalIndex:
     ) -> list[tuple[tuple[str, str, int], float]]:
         idx = self.index()
         q = tokens(question)
-        if idx.retriever is None or not q:
+        if not idx.num_docs or not q:
             return []
         mask = self._library_mask(idx, libraries)
         if source or since or until:
-            mask = np.ones(len(idx.keys), dtype=bool) if mask is None else mask.copy()
+            mask = np.ones(len(idx.article_ids), dtype=bool) if mask is None else mask.copy()
             if source:
                 mask &= idx.sources == source_key(source)
             if since:
@@ -131,9 +295,6 @@ class LexicalIndex:
                 mask &= idx.published <= date_key(until)
         if mask is not None and not mask.any():
             return []
-        k = min(n, len(idx.keys))
-        docs, scores = idx.retriever.retrieve(
-            [q], k=k, weight_mask=None if mask is None else mask.astype(np.float32),
-            show_progress=False, n_threads=1)
-        return [(idx.keys[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True)
-                if s > 0]
+        hits = top_k(idx, q, n, mask)
+        return [((idx.libraries[row], idx.article_ids[row], int(idx.chunk_index[doc])), score)
+                for doc, score in hits for row in (int(idx.chunk_article[doc]),)]

@@ -79,7 +79,7 @@ class Newsbot:
     def lexical(self) -> LexicalIndex:
         from retrieval.lexical import LexicalIndex
 
-        return LexicalIndex(self.catalog, self.data_dir / "bm25.pkl")
+        return LexicalIndex(self.catalog, self.data_dir / "bm25")
 
     @cached_property
     def chat_model(self) -> Any:

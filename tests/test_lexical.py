@@ -1,0 +1,118 @@
+"""BM25 on disk: scores equal to the bm25s reference, built the same in blocks or at once,
+memory-mapped by readers, and safe to replace while another process reads."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from retrieval import lexical
+from retrieval.tokens import tokens
+from tests.conftest import SAMPLES, write
+
+WORDS = ("ferry strike port Kiel crew roster union wage harbour minister talks storm delay "
+         "council vote budget school teacher rail signal freight Baltic").split()
+
+
+def _words(n_docs: int) -> list[str]:
+    # A large corpus gets a large vocabulary, so its terms are rare (the sparse sum).
+    return WORDS if n_docs < 1000 else [f"term{i}" for i in range(2000)]
+
+
+def _corpus(n: int, seed: int = 7) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [tokens(" ".join(rng.choices(_words(n), k=rng.randint(1, 30)))) for _ in range(n)]
+
+
+def _index(corpus: list[list[str]]) -> lexical._Index:
+    vocab: dict[str, int] = {}
+    arrays = lexical.build_arrays(iter(corpus), vocab)
+    n = len(corpus)
+    arrays["chunk_article"] = np.arange(n, dtype=np.int32)
+    arrays["chunk_index"] = np.zeros(n, dtype=np.int32)
+    meta = {"generation": 1, "num_docs": n,
+            "articles": [[f"a{i}" for i in range(n)], ["lib"] * n, [""] * n, [0] * n]}
+    return lexical.LexicalIndex._assemble(meta, vocab, arrays)
+
+
+@pytest.mark.parametrize("n_docs", [40, 3000])  # many postings per chunk; few (the sparse sum)
+def test_scores_equal_the_bm25s_reference(n_docs):
+    import bm25s
+
+    corpus = _corpus(n_docs)
+    ours = _index(corpus)
+    ref = bm25s.BM25()  # defaults: Lucene variant, k1 1.5, b 0.75
+    ref.index(corpus, show_progress=False)
+    rng = random.Random(1)
+    for _ in range(30):
+        query = tokens(" ".join(rng.sample(_words(n_docs), rng.randint(1, 4))))
+        expected = ref.get_scores(query)
+        got = lexical.top_k(ours, query, n_docs, None)
+        assert len(got) == int((expected > 0).sum())
+        for doc, score in got:
+            assert score == pytest.approx(float(expected[doc]), rel=1e-5)
+        scores = [s for _, s in got]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_building_in_blocks_gives_the_same_index(monkeypatch):
+    corpus = _corpus(500)
+    whole = _index(corpus)
+    monkeypatch.setattr(lexical, "_BLOCK", 37)
+    blocks = _index(corpus)
+    assert whole.vocab == blocks.vocab
+    for key in ("indptr", "docs", "weights"):
+        np.testing.assert_array_equal(getattr(whole, key), getattr(blocks, key))
+
+
+def test_ties_are_cut_by_chunk_number_and_the_article_mask_applies():
+    corpus = [tokens("ferry strike")] * 6 + [tokens("budget vote")]
+    idx = _index(corpus)
+    assert [d for d, _ in lexical.top_k(idx, tokens("ferry"), 3, None)] == [0, 1, 2]
+    allowed = np.array([False, True, False, True, True, True, True])
+    assert [d for d, _ in lexical.top_k(idx, tokens("ferry"), 2, allowed)] == [1, 3]
+    assert lexical.top_k(idx, tokens("unknown words"), 3, None) == []
+
+
+def test_a_reader_maps_the_saved_index_instead_of_rebuilding(make_bot, monkeypatch):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    root = nb.data_dir / "bm25"
+    assert (root / "CURRENT").is_file()
+    other = make_bot(data_dir=nb.data_dir)
+
+    def no_build(*_):
+        raise AssertionError("a reader with a current index on disk must not rebuild")
+
+    monkeypatch.setattr(lexical.LexicalIndex, "_build", no_build)
+    idx = other.lexical.index()
+    assert isinstance(idx.docs, np.memmap) and isinstance(idx.weights, np.memmap)
+    assert idx.generation == other.catalog.generation()
+    hits = other.lexical.search("Wallace Lambrecht Germany", 5, ["global"])
+    assert hits and hits[0][0][1] == "interfax-wallace-2022-01-27"
+
+
+def test_old_builds_are_pruned_and_the_old_pickle_removed(make_bot, tmp_path):
+    nb = make_bot()
+    (nb.data_dir).mkdir(parents=True, exist_ok=True)
+    legacy = nb.data_dir / "bm25.pkl"
+    legacy.write_bytes(b"an index from an earlier version")
+    for i in range(3):
+        nb.ingest([write(tmp_path / f"n{i}.txt", f"Ferry news {i}\nThe Kiel ferry crews "
+                         f"struck for the {i + 2}nd time over rosters.")])
+    builds = [p.name for p in (nb.data_dir / "bm25").iterdir() if p.is_dir()]
+    current = (nb.data_dir / "bm25" / "CURRENT").read_text()
+    assert current in builds and len(builds) == 2
+    assert not legacy.exists()
+
+
+def test_an_unwritable_index_folder_still_serves_from_memory(make_bot):
+    nb = make_bot()
+    nb.data_dir.mkdir(parents=True, exist_ok=True)
+    (nb.data_dir / "bm25").write_text("a file where the folder should be")
+    nb.ingest([SAMPLES])
+    hits = nb.lexical.search("Wallace Lambrecht Germany", 5, ["global"])
+    assert hits and hits[0][0][1] == "interfax-wallace-2022-01-27"
+    assert not isinstance(nb.lexical.index().docs, np.memmap)
