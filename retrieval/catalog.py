@@ -20,6 +20,7 @@ import numpy as np
 
 from retrieval.errors import StoreError
 from retrieval.models import Article, Chunk, Sentence, StoredArticle
+from retrieval.tokens import tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -44,6 +45,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (library, article_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- BM25's vocabulary: ids only grow, so a chunk's stored term ids (chunks.terms) stay valid and
+-- a BM25 rebuild never tokenizes again.
+CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 -- Sentence vectors (float16) are read by key, never searched, so they stay out of Chroma's
 -- HNSW index, which holds its vectors in memory: at 100k articles, 3M sentences would cost
 -- ~5 GB of RAM there and cost 2.3 GB of disk here.
@@ -73,8 +77,13 @@ class Catalog:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._counts: dict[tuple, dict[str, int]] = {}
+        self._vocab: dict[str, int] | None = None  # the writer's copy of the terms table
         with self._lock:
-            self._connect().executescript(SCHEMA)
+            db = self._connect()
+            db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+            if "terms" not in columns:  # stores written before term ids were kept
+                db.execute("ALTER TABLE chunks ADD COLUMN terms BLOB")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -112,6 +121,15 @@ class Catalog:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the catalog (WAL: writers go on)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     # -- generation: bumps on every visible change, so caches (BM25) know when to rebuild
     def generation(self) -> int:
@@ -156,7 +174,7 @@ class Catalog:
     ) -> None:
         """Record a batch as pending, with its sentences and chunks, in one transaction."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        with self.transaction() as db:
+        with self.transaction() as db, self._vocabulary(db):
             for old in replaced:  # same url under another id: the new one takes its place
                 db.execute("UPDATE articles SET status='removing' WHERE library=? AND id=?",
                            (library, old))
@@ -178,11 +196,41 @@ class Catalog:
                     [(library, a.id, s.index, s.start, s.end) for s in sentences],
                 )
                 db.executemany(
-                    "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
-                    [(library, a.id, c.index, c.start, c.end, c.first_sentence, c.last_sentence)
+                    "INSERT INTO chunks (library, article_id, idx, start, end, first, last, "
+                    "terms) VALUES (?,?,?,?,?,?,?,?)",
+                    [(library, a.id, c.index, c.start, c.end, c.first_sentence, c.last_sentence,
+                      self._term_ids(db, tokens(a.text[c.start:c.end])).tobytes())
                      for c in chunks],
                 )
             self._bump(db)
+
+    @contextmanager
+    def _vocabulary(self, db: sqlite3.Connection) -> Iterator[None]:
+        """Brings the writer's vocabulary up to date inside a write transaction (another process
+        may have added terms), and forgets it if the transaction fails."""
+        if self._vocab is None:
+            self._vocab = {}
+        self._vocab.update(db.execute("SELECT term, id FROM terms WHERE id >= ?",
+                                      (len(self._vocab),)))
+        try:
+            yield
+        except BaseException:
+            self._vocab = None  # may hold ids that were rolled back
+            raise
+
+    def _term_ids(self, db: sqlite3.Connection, toks: list[str]) -> np.ndarray:
+        vocab = self._vocab
+        assert vocab is not None, "term ids are assigned inside _vocabulary()"
+        new = [t for t in dict.fromkeys(toks) if t not in vocab]
+        for t in new:
+            vocab[t] = len(vocab)
+        if new:
+            db.executemany("INSERT INTO terms VALUES (?,?)", [(t, vocab[t]) for t in new])
+        return np.array([vocab[t] for t in toks], dtype=np.int32)
+
+    def vocabulary(self) -> dict[str, int]:
+        """Every term id handed out so far."""
+        return dict(self.db.execute("SELECT term, id FROM terms"))
 
     def mark_ready(self, library: str, ids: Iterable[str],
                    sentence_vectors: dict[str, np.ndarray] | None = None) -> None:
@@ -339,14 +387,15 @@ class Catalog:
 
     def iter_ready_articles(
         self,
-    ) -> Iterator[tuple[str, str, str, str, str, list[tuple[int, int, int]]]]:
-        """(library, article_id, text, source_key, published, [(chunk idx, start, end)]) of
-        every visible article: each text is read once, however many chunks it has."""
+    ) -> Iterator[tuple[str, str, str, str, str, list[tuple[int, int, int, bytes | None]]]]:
+        """(library, article_id, text, source_key, published, [(chunk idx, start, end, term
+        ids)]) of every visible article: each text is read once, however many chunks it has.
+        Term ids are int32 bytes, or None for chunks stored before they were kept."""
         articles = self.db.execute(
             "SELECT library, id, text, source_key, published FROM articles "
             "WHERE status='ready' ORDER BY library, id")
         chunks = self.db.execute(
-            "SELECT c.library, c.article_id, c.idx, c.start, c.end FROM chunks c "
+            "SELECT c.library, c.article_id, c.idx, c.start, c.end, c.terms FROM chunks c "
             "JOIN articles a ON a.library=c.library AND a.id=c.article_id "
             "WHERE a.status='ready' ORDER BY c.library, c.article_id, c.idx")
         pending = next(chunks, None)

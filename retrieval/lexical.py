@@ -17,6 +17,7 @@ import shutil
 import threading
 import uuid
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,39 +57,44 @@ def _weights(terms: np.ndarray, docs: np.ndarray, tf: np.ndarray, df: np.ndarray
     return (idf[terms] * tf / (tf + norm[docs])).astype(np.float32)
 
 
-def build_arrays(chunk_tokens, vocab: dict[str, int]) -> dict[str, np.ndarray]:
-    """Postings of an iterable of token lists (one per chunk, in chunk-number order): the
-    (term, chunk) pairs are counted a block at a time, so memory follows the distinct pairs,
-    not every token, and no per-chunk Python lists outlive their block."""
+def term_ids(toks: list[str], vocab: dict[str, int]) -> np.ndarray:
+    """Ids of ``toks``, adding unknown terms to ``vocab``."""
+    return np.array([vocab.setdefault(t, len(vocab)) for t in toks], dtype=np.int32)
+
+
+def build_arrays(chunk_terms: Iterable[np.ndarray], vocab: dict[str, int]
+                 ) -> dict[str, np.ndarray]:
+    """Postings of an iterable of term-id arrays (one per chunk, in chunk-number order; ids
+    index ``vocab``): the (term, chunk) pairs are counted a block at a time, so memory follows
+    the distinct pairs, not every token."""
     pair_terms, pair_docs, pair_tf = [], [], []
     doc_len = array("i")
-    occ_terms, occ_docs = array("i"), array("i")
+    block: list[np.ndarray] = []
 
     def flush() -> None:
-        if not occ_terms:
+        if not block:
             return
-        key = (np.frombuffer(occ_terms, dtype=np.int32).astype(np.int64) << 32) | \
-            np.frombuffer(occ_docs, dtype=np.int32).astype(np.int64)
+        first = len(doc_len) - len(block)
+        docs = np.repeat(np.arange(first, len(doc_len), dtype=np.int64),
+                         np.array(doc_len[first:], dtype=np.int64))
+        key = (np.concatenate(block).astype(np.int64) << 32) | docs
         unique, counts = np.unique(key, return_counts=True)
         pair_terms.append((unique >> 32).astype(np.int32))
         pair_docs.append((unique & 0xFFFFFFFF).astype(np.int32))
         pair_tf.append(counts.astype(np.float32))
-        del occ_terms[:], occ_docs[:]
+        block.clear()
 
-    for doc, toks in enumerate(chunk_tokens):
-        ids = [vocab.setdefault(t, len(vocab)) for t in toks]
-        occ_terms.extend(ids)
-        occ_docs.extend([doc] * len(ids))
+    for ids in chunk_terms:
+        block.append(ids)
         doc_len.append(len(ids))
-        if (doc + 1) % _BLOCK == 0:
+        if len(block) == _BLOCK:
             flush()
     flush()
     n_terms = len(vocab)
-    lengths = np.frombuffer(doc_len, dtype=np.int32).astype(np.float32)
+    lengths = np.array(doc_len, dtype=np.float32)
     if not pair_terms:
         return {"indptr": np.zeros(n_terms + 1, dtype=np.int64),
-                "docs": np.zeros(0, dtype=np.int32), "weights": np.zeros(0, dtype=np.float32),
-                "doc_len": lengths}
+                "docs": np.zeros(0, dtype=np.int32), "weights": np.zeros(0, dtype=np.float32)}
     terms, docs, tf = (np.concatenate(a) for a in (pair_terms, pair_docs, pair_tf))
     for parts in (pair_terms, pair_docs, pair_tf):
         parts.clear()  # the blocks' copies; the concatenation holds them now
@@ -101,8 +107,7 @@ def build_arrays(chunk_tokens, vocab: dict[str, int]) -> dict[str, np.ndarray]:
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     return {"indptr": indptr, "docs": docs,
-            "weights": _weights(terms, docs, tf, df.astype(np.float64), lengths),
-            "doc_len": lengths}
+            "weights": _weights(terms, docs, tf, df.astype(np.float64), lengths)}
 
 
 def top_k(idx: _Index, query: list[str], k: int, article_ok: np.ndarray | None
@@ -148,26 +153,31 @@ class LexicalIndex:
         self._masks: dict[tuple[int, int, tuple[str, ...]], np.ndarray | None] = {}
 
     # -- building and saving
-    def _build(self, generation: int) -> dict:
+    def _build(self) -> dict:
         article_ids, libs, skeys, pubs = [], [], [], []
         chunk_article, chunk_index = array("i"), array("i")
+        with self.catalog.snapshot():  # vocabulary, chunks and generation of one moment
+            generation = self.catalog.generation()
+            vocab = self.catalog.vocabulary()
 
-        def chunk_tokens():
-            for lib, aid, text, skey, pub, spans in self.catalog.iter_ready_articles():
-                row = len(article_ids)
-                article_ids.append(aid)
-                libs.append(lib)
-                skeys.append(skey)
-                pubs.append(date_key(pub))
-                for idx, start, end in spans:
-                    chunk_article.append(row)
-                    chunk_index.append(idx)
-                    yield tokens(text[start:end])
+            def chunk_terms() -> Iterator[np.ndarray]:
+                for lib, aid, text, skey, pub, spans in self.catalog.iter_ready_articles():
+                    row = len(article_ids)
+                    article_ids.append(aid)
+                    libs.append(lib)
+                    skeys.append(skey)
+                    pubs.append(date_key(pub))
+                    for idx, start, end, stored in spans:
+                        chunk_article.append(row)
+                        chunk_index.append(idx)
+                        # Chunks stored before term ids were kept are tokenized here; their
+                        # new terms get ids past the catalog's, in this build only.
+                        yield np.frombuffer(stored, dtype=np.int32) if stored is not None \
+                            else term_ids(tokens(text[start:end]), vocab)
 
-        vocab: dict[str, int] = {}
-        arrays = build_arrays(chunk_tokens(), vocab)
-        arrays["chunk_article"] = np.frombuffer(chunk_article, dtype=np.int32)
-        arrays["chunk_index"] = np.frombuffer(chunk_index, dtype=np.int32)
+            arrays = build_arrays(chunk_terms(), vocab)
+        arrays["chunk_article"] = np.array(chunk_article, dtype=np.int32)
+        arrays["chunk_index"] = np.array(chunk_index, dtype=np.int32)
         meta = {"format": _FORMAT, "generation": generation, "num_docs": len(chunk_index),
                 "articles": [article_ids, libs, skeys, pubs]}
         return {"meta": meta, "vocab": vocab, "arrays": arrays}
@@ -240,7 +250,7 @@ class LexicalIndex:
             if current is None or current.generation != generation:
                 current = self._load()
                 if current is None or current.generation != generation:
-                    built = self._build(generation)
+                    built = self._build()
                     folder = self._save(built)
                     # Without a writable data dir, the build serves from memory.
                     current = (self._open(folder) if folder else None) or \

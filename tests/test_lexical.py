@@ -28,7 +28,7 @@ def _corpus(n: int, seed: int = 7) -> list[list[str]]:
 
 def _index(corpus: list[list[str]]) -> lexical._Index:
     vocab: dict[str, int] = {}
-    arrays = lexical.build_arrays(iter(corpus), vocab)
+    arrays = lexical.build_arrays((lexical.term_ids(doc, vocab) for doc in corpus), vocab)
     n = len(corpus)
     arrays["chunk_article"] = np.arange(n, dtype=np.int32)
     arrays["chunk_index"] = np.zeros(n, dtype=np.int32)
@@ -116,3 +116,73 @@ def test_an_unwritable_index_folder_still_serves_from_memory(make_bot):
     hits = nb.lexical.search("Wallace Lambrecht Germany", 5, ["global"])
     assert hits and hits[0][0][1] == "interfax-wallace-2022-01-27"
     assert not isinstance(nb.lexical.index().docs, np.memmap)
+
+
+def _decoded_chunks(nb) -> list[tuple[list[str], list[str]]]:
+    """(stored terms, terms of the chunk's text) of every chunk."""
+    names = {i: t for t, i in nb.catalog.vocabulary().items()}
+    out = []
+    for _, _, text, _, _, spans in nb.catalog.iter_ready_articles():
+        for _, start, end, stored in spans:
+            assert stored is not None
+            out.append(([names[int(i)] for i in np.frombuffer(stored, dtype=np.int32)],
+                        tokens(text[start:end])))
+    return out
+
+
+def test_rebuilds_read_stored_term_ids_and_writers_share_one_vocabulary(make_bot, tmp_path,
+                                                                         monkeypatch):
+    first = make_bot()
+    second = make_bot(data_dir=first.data_dir)
+    first.ingest([SAMPLES])
+    second.ingest([write(tmp_path / "a.txt", "Ferry news\nThe Kiel ferry crews went on "
+                         "strike over rosters and Wallace.")])  # opened before: must catch up
+    first.ingest([write(tmp_path / "b.txt", "Rail news\nSignal failures delayed Baltic "
+                        "freight trains near Kiel.")])
+    pairs = _decoded_chunks(first)
+    assert len(pairs) > 10 and all(stored == fresh for stored, fresh in pairs)
+    ids = sorted(first.catalog.vocabulary().values())
+    assert ids == list(range(len(ids)))
+
+    def no_tokenizing(*_):
+        raise AssertionError("a rebuild must read the stored term ids")
+
+    monkeypatch.setattr(lexical, "term_ids", no_tokenizing)
+    idx = make_bot(data_dir=first.data_dir).lexical._build()
+    assert idx["meta"]["num_docs"] == len(pairs)
+
+
+def test_a_failed_write_forgets_the_term_ids_it_handed_out(make_bot, tmp_path, monkeypatch):
+    from retrieval.catalog import Catalog
+
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    real_bump = Catalog._bump
+
+    def failing_bump(self, db):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Catalog, "_bump", failing_bump)
+    doc = write(tmp_path / "c.txt", "Port news\nHarbour pilots in Rostock refused night shifts.")
+    with pytest.raises(RuntimeError, match="disk full"):
+        nb.ingest([doc])
+    monkeypatch.setattr(Catalog, "_bump", real_bump)
+    nb.ingest([write(tmp_path / "d.txt", "Port news\nRostock harbour pilots returned to "
+                     "work after a pay offer.")])
+    assert all(stored == fresh for stored, fresh in _decoded_chunks(nb))
+    ids = sorted(nb.catalog.vocabulary().values())
+    assert ids == list(range(len(ids)))
+
+
+def test_a_store_without_term_ids_is_tokenized_once_and_answers_the_same(make_bot):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    question = "Wallace Lambrecht Germany meeting"
+    before = nb.lexical.search(question, 10, ["global"])
+    with nb.catalog.transaction() as db:  # as a store from before term ids were kept
+        db.execute("UPDATE chunks SET terms=NULL")
+        nb.catalog._bump(db)
+    nb.lexical.refresh()
+    after = nb.lexical.search(question, 10, ["global"])
+    assert [k for k, _ in after] == [k for k, _ in before]
+    assert [s for _, s in after] == pytest.approx([s for _, s in before])
