@@ -45,6 +45,12 @@ VARIANTS: dict[str, dict] = {
     "dense share 0.4": {"search.DENSE_SHARE": 0.4, "top_k": 8},
     "steps: recency only": {"search.DENSE_SHARE": 1.0, "top_k": 5},
     "steps: + top_k 8": {"search.DENSE_SHARE": 1.0, "top_k": 8},
+    # BM25's own constants (Lucene's defaults are k1 1.2, b 0.75; Anserini's 0.9, 0.4).
+    "bm25 k1 0.9 b 0.4": {"lexical.K1": 0.9, "lexical.B": 0.4},
+    "bm25 k1 1.2 b 0.75": {"lexical.K1": 1.2, "lexical.B": 0.75},
+    "bm25 k1 1.2 b 0.5": {"lexical.K1": 1.2, "lexical.B": 0.5},
+    "bm25 k1 2.0 b 0.75": {"lexical.K1": 2.0, "lexical.B": 0.75},
+    "bm25 k1 1.5 b 0.9": {"lexical.K1": 1.5, "lexical.B": 0.9},
     # Settings, not cite constants: how many passages are read for candidate sentences.
     "top_k 10": {"top_k": 10},
     "top_k 3": {"top_k": 3},
@@ -53,6 +59,7 @@ VARIANTS: dict[str, dict] = {
 
 def main() -> None:
     import retrieval.cite as cite
+    import retrieval.lexical as lexical
     import retrieval.search as search
     from retrieval import evaluate as ev
 
@@ -69,6 +76,7 @@ def main() -> None:
     names = list(cite.__dict__)
     base = {k: getattr(cite, k) for k in names if k.isupper()}
     base_search = {k: getattr(search, k) for k in list(search.__dict__) if k.isupper()}
+    base_bm25 = {"K1": lexical.K1, "B": lexical.B}
     print(f"{len(qs)} questions, threshold {nb.settings.abstain_below}")
     for name, overrides in VARIANTS.items():
         if args.only and name not in args.only:
@@ -79,6 +87,14 @@ def main() -> None:
                 setattr(cite, k, v)
         for k, v in base_search.items():
             setattr(search, k, overrides.get(f"search.{k}", v))
+        bm25 = {k: overrides.get(f"lexical.{k}", v) for k, v in base_bm25.items()}
+        if bm25 != {"K1": lexical.K1, "B": lexical.B}:
+            for k, v in bm25.items():
+                setattr(lexical, k, v)
+            # Rebuilt in memory only: the store's saved index keeps the shipped constants.
+            built = nb.lexical._build()
+            nb.lexical._index = lexical.LexicalIndex._assemble(
+                built["meta"], built["vocab"], built["arrays"])
         m = ev.metrics(ev.run(nb, qs, [args.library]))
         print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
               f"rec@10 {m.recall[10]:.3f}  abstain {m.abstention:.3f}  "

@@ -228,6 +228,30 @@ class Catalog:
             db.executemany("INSERT INTO terms VALUES (?,?)", [(t, vocab[t]) for t in new])
         return np.array([vocab[t] for t in toks], dtype=np.int32)
 
+    def backfill_terms(self, batch: int = 500) -> int:
+        """Give term ids to the chunks of stores written before they were kept (once per store;
+        a writer calls this). Returns how many chunks were filled."""
+        if self.get_meta("terms_complete") == "1":
+            return 0
+        filled, after = 0, ("", "")
+        while True:
+            with self.transaction() as db, self._vocabulary(db):
+                articles = db.execute(
+                    "SELECT library, id, text FROM articles WHERE (library, id) > (?, ?) "
+                    "ORDER BY library, id LIMIT ?", (*after, batch)).fetchall()
+                for lib, aid, text in articles:
+                    rows = db.execute("SELECT idx, start, end FROM chunks WHERE library=? AND "
+                                      "article_id=? AND terms IS NULL", (lib, aid)).fetchall()
+                    db.executemany(
+                        "UPDATE chunks SET terms=? WHERE library=? AND article_id=? AND idx=?",
+                        [(self._term_ids(db, tokens(text[s:e])).tobytes(), lib, aid, idx)
+                         for idx, s, e in rows])
+                    filled += len(rows)
+            if len(articles) < batch:
+                self.set_meta("terms_complete", "1")
+                return filled
+            after = articles[-1][:2]
+
     def vocabulary(self) -> dict[str, int]:
         """Every term id handed out so far."""
         return dict(self.db.execute("SELECT term, id FROM terms"))

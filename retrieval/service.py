@@ -115,7 +115,9 @@ class Newsbot:
                 lock.close()
 
     def _finish_unfinished(self) -> None:
-        """Complete what a crashed run left: re-embed pending articles, drop half-removed ones."""
+        """Complete what a crashed run left: re-embed pending articles, drop half-removed ones.
+        Chunks from before BM25 term ids were kept get them, once."""
+        self.catalog.backfill_terms()
         for library, article_id, status in self.catalog.unfinished():
             self.vectors.delete(library, [article_id])
             if status == "removing":

@@ -186,3 +186,25 @@ def test_a_store_without_term_ids_is_tokenized_once_and_answers_the_same(make_bo
     after = nb.lexical.search(question, 10, ["global"])
     assert [k for k, _ in after] == [k for k, _ in before]
     assert [s for _, s in after] == pytest.approx([s for _, s in before])
+
+
+def _forget_term_ids(nb) -> None:
+    with nb.catalog.transaction() as db:  # as a store from before term ids were kept
+        db.execute("UPDATE chunks SET terms=NULL")
+        db.execute("DELETE FROM terms")
+        db.execute("DELETE FROM meta WHERE key='terms_complete'")
+    nb.catalog._vocab = None
+
+
+def test_the_next_writer_gives_old_chunks_their_term_ids(make_bot, tmp_path):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    _forget_term_ids(nb)
+    nb.ingest([write(tmp_path / "e.txt", "Port news\nRostock pilots went back to work.")])
+    pairs = _decoded_chunks(nb)  # asserts none is left without ids
+    assert len(pairs) > 10 and all(stored == fresh for stored, fresh in pairs)
+    assert nb.catalog.get_meta("terms_complete") == "1"
+    _forget_term_ids(nb)  # again, a few articles per transaction
+    assert nb.catalog.backfill_terms(batch=2) == len(pairs)
+    assert all(stored == fresh for stored, fresh in _decoded_chunks(nb))
+    assert nb.catalog.backfill_terms(batch=2) == 0  # once per store
