@@ -135,8 +135,9 @@ def _grow(nb, templates, start: int, stop: int) -> float:
         nb.vectors.add("global", chunk_rows)
         nb.catalog.mark_ready("global", list(vecs), vecs)
         print(f"  {min(stop, lo + batch_size):,} articles", end="\r", flush=True)
+    t = time.perf_counter()
     nb.lexical.refresh()
-    nb.lexical.index()
+    print(f"\nBM25 rebuilt in {time.perf_counter() - t:.0f} s", flush=True)
     return time.perf_counter() - began
 
 
@@ -148,12 +149,16 @@ def cmd_measure(data_dir: Path, port: int | None, n_questions: int) -> None:
     nb.warm()
     for q in qs[:10]:
         nb.ask(q)
-    times = []
+    times, stages = [], {}
     for q in qs:
         t = time.perf_counter()
-        nb.ask(q)
+        answer = nb.ask(q)
         times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({"p50": median(times), "p95": pct(times, 95), "rss_mb": peak_rss_mb()}))
+        for stage, ms in answer.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
+    print(json.dumps({"p50": median(times), "p95": pct(times, 95), "rss_mb": peak_rss_mb(),
+                      "median_ms": {k: round(median(v), 1) for k, v in stages.items()
+                                    if k != "total_ms"}}))
 
 
 def cmd_scale(points: list[int], work: Path, n_questions: int) -> None:

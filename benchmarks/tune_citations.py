@@ -51,6 +51,11 @@ VARIANTS: dict[str, dict] = {
     "bm25 k1 1.2 b 0.5": {"lexical.K1": 1.2, "lexical.B": 0.5},
     "bm25 k1 2.0 b 0.75": {"lexical.K1": 2.0, "lexical.B": 0.75},
     "bm25 k1 1.5 b 0.9": {"lexical.K1": 1.5, "lexical.B": 0.9},
+    "bm25 k1 0.9 b 0.5": {"lexical.K1": 0.9, "lexical.B": 0.5},
+    "bm25 k1 1.2 b 0.4": {"lexical.K1": 1.2, "lexical.B": 0.4},
+    "bm25 k1 1.2 b 0.3": {"lexical.K1": 1.2, "lexical.B": 0.3},
+    "bm25 k1 1.0 b 0.5": {"lexical.K1": 1.0, "lexical.B": 0.5},
+    "bm25 k1 1.5 b 0.5": {"lexical.K1": 1.5, "lexical.B": 0.5},
     # Settings, not cite constants: how many passages are read for candidate sentences.
     "top_k 10": {"top_k": 10},
     "top_k 3": {"top_k": 3},
