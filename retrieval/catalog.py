@@ -411,26 +411,31 @@ class Catalog:
 
     def iter_ready_articles(
         self,
-    ) -> Iterator[tuple[str, str, str, str, str, list[tuple[int, int, int, bytes | None]]]]:
-        """(library, article_id, text, source_key, published, [(chunk idx, start, end, term
-        ids)]) of every visible article: each text is read once, however many chunks it has.
-        Term ids are int32 bytes, or None for chunks stored before they were kept."""
+    ) -> Iterator[tuple[str, str, str, str, list[tuple[int, int, int, bytes | None]]]]:
+        """(library, article_id, source_key, published, [(chunk idx, start, end, term ids)])
+        of every visible article. Term ids are int32 bytes, or None for chunks stored before
+        they were kept. Texts are not read: at 100k articles they are gigabytes."""
         articles = self.db.execute(
-            "SELECT library, id, text, source_key, published FROM articles "
+            "SELECT library, id, source_key, published FROM articles "
             "WHERE status='ready' ORDER BY library, id")
         chunks = self.db.execute(
             "SELECT c.library, c.article_id, c.idx, c.start, c.end, c.terms FROM chunks c "
             "JOIN articles a ON a.library=c.library AND a.id=c.article_id "
             "WHERE a.status='ready' ORDER BY c.library, c.article_id, c.idx")
         pending = next(chunks, None)
-        for lib, aid, text, skey, pub in articles:
+        for lib, aid, skey, pub in articles:
             spans = []
             # Both cursors walk the same primary-key order, so this is a merge join.
             while pending is not None and (pending[0], pending[1]) <= (lib, aid):
                 if (pending[0], pending[1]) == (lib, aid):
                     spans.append(pending[2:])
                 pending = next(chunks, None)
-            yield lib, aid, text, skey, pub, spans
+            yield lib, aid, skey, pub, spans
+
+    def text_of(self, library: str, article_id: str) -> str:
+        row = self.db.execute("SELECT text FROM articles WHERE library=? AND id=?",
+                              (library, article_id)).fetchone()
+        return row[0] if row else ""
 
     def published(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Each (library, article id)'s published date ("" when undated)."""

@@ -161,19 +161,23 @@ class LexicalIndex:
             vocab = self.catalog.vocabulary()
 
             def chunk_terms() -> Iterator[np.ndarray]:
-                for lib, aid, text, skey, pub, spans in self.catalog.iter_ready_articles():
+                for lib, aid, skey, pub, spans in self.catalog.iter_ready_articles():
                     row = len(article_ids)
                     article_ids.append(aid)
                     libs.append(lib)
                     skeys.append(skey)
                     pubs.append(date_key(pub))
+                    text = None
                     for idx, start, end, stored in spans:
                         chunk_article.append(row)
                         chunk_index.append(idx)
-                        # Chunks stored before term ids were kept are tokenized here; their
-                        # new terms get ids past the catalog's, in this build only.
-                        yield np.frombuffer(stored, dtype=np.int32) if stored is not None \
-                            else term_ids(tokens(text[start:end]), vocab)
+                        if stored is not None:
+                            yield np.frombuffer(stored, dtype=np.int32)
+                            continue
+                        # Stored before term ids were kept: tokenized here, new terms getting
+                        # ids past the catalog's, in this build only.
+                        text = self.catalog.text_of(lib, aid) if text is None else text
+                        yield term_ids(tokens(text[start:end]), vocab)
 
             arrays = build_arrays(chunk_terms(), vocab)
         arrays["chunk_article"] = np.array(chunk_article, dtype=np.int32)

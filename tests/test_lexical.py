@@ -122,7 +122,8 @@ def _decoded_chunks(nb) -> list[tuple[list[str], list[str]]]:
     """(stored terms, terms of the chunk's text) of every chunk."""
     names = {i: t for t, i in nb.catalog.vocabulary().items()}
     out = []
-    for _, _, text, _, _, spans in nb.catalog.iter_ready_articles():
+    for lib, aid, _, _, spans in nb.catalog.iter_ready_articles():
+        text = nb.catalog.text_of(lib, aid)
         for _, start, end, stored in spans:
             assert stored is not None
             out.append(([names[int(i)] for i in np.frombuffer(stored, dtype=np.int32)],
