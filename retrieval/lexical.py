@@ -2,8 +2,9 @@
 memory-mapped numpy arrays: a reader maps the index instead of loading it, so the answering
 process stays small at millions of chunks, and a question touches only its own terms' postings.
 
-Scores are BM25 as Lucene computes it (k1 1.5, b 0.75, idf log(1 + (N - df + .5)/(df + .5))),
-the same as the bm25s package's default; tests hold the two equal.
+Scores are BM25 as Lucene computes it (idf log(1 + (N - df + .5)/(df + .5))), the same as the
+bm25s package's; tests hold the two equal. k1 0.9 and b 0.5 were the best of ten pairs on the
+RealTime QA dev questions (benchmarks/tune_citations.py; bm25s's default is 1.5 and 0.75).
 
 On disk, under ``<data dir>/bm25/``: one folder per build and a ``CURRENT`` file naming the live
 one, replaced atomically, so readers in other processes never see a half-written index.
@@ -27,7 +28,7 @@ from retrieval.catalog import Catalog, date_key, source_key
 from retrieval.tokens import tokens
 
 _FORMAT = 2
-K1, B = 1.5, 0.75
+K1, B = 0.9, 0.5
 _BLOCK = 200_000  # chunks whose (term, chunk) pairs are counted together while building
 _KEEP = 2  # builds kept: the live one and the one before, which a reader may still be opening
 _ARRAYS = ("indptr", "docs", "weights", "chunk_article", "chunk_index")
@@ -182,7 +183,8 @@ class LexicalIndex:
             arrays = build_arrays(chunk_terms(), vocab)
         arrays["chunk_article"] = np.array(chunk_article, dtype=np.int32)
         arrays["chunk_index"] = np.array(chunk_index, dtype=np.int32)
-        meta = {"format": _FORMAT, "generation": generation, "num_docs": len(chunk_index),
+        meta = {"format": _FORMAT, "k1": K1, "b": B, "generation": generation,
+                "num_docs": len(chunk_index),
                 "articles": [article_ids, libs, skeys, pubs]}
         return {"meta": meta, "vocab": vocab, "arrays": arrays}
 
@@ -226,8 +228,8 @@ class LexicalIndex:
     def _open(self, folder: Path) -> _Index | None:
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != _FORMAT:
-                return None
+            if (meta.get("format"), meta.get("k1"), meta.get("b")) != (_FORMAT, K1, B):
+                return None  # weights computed with other constants: rebuild
             vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
             arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in _ARRAYS}
         except (OSError, ValueError):

@@ -43,7 +43,7 @@ def test_scores_equal_the_bm25s_reference(n_docs):
 
     corpus = _corpus(n_docs)
     ours = _index(corpus)
-    ref = bm25s.BM25()  # defaults: Lucene variant, k1 1.5, b 0.75
+    ref = bm25s.BM25(k1=lexical.K1, b=lexical.B)  # the Lucene variant, its default
     ref.index(corpus, show_progress=False)
     rng = random.Random(1)
     for _ in range(30):
