@@ -102,8 +102,9 @@ def main() -> None:
                 built["meta"], built["vocab"], built["arrays"])
         m = ev.metrics(ev.run(nb, qs, [args.library]))
         print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
-              f"rec@10 {m.recall[10]:.3f}  abstain {m.abstention:.3f}  "
-              f"p95 {m.latency_p95_ms:.0f} ms", flush=True)
+              f"rec@5/10/20 {m.recall[5]:.3f}/{m.recall[10]:.3f}/{m.recall[20]:.3f}  "
+              f"MRR {m.mrr:.3f}  abstain {m.abstention:.3f}  p95 {m.latency_p95_ms:.0f} ms",
+              flush=True)
     nb.close()
 
 
