@@ -34,7 +34,7 @@ def main() -> None:
         print(f"  {name:<13} p5 {pct(xs, 5):.3f}  p10 {pct(xs, 10):.3f}  p50 {pct(xs, 50):.3f}"
               f"  p90 {pct(xs, 90):.3f}  p95 {pct(xs, 95):.3f}")
     print(" threshold  abstain(own)  abstain(other)  supported@1 kept  supported@3 kept")
-    for t in [x / 100 for x in range(30, 76, 2)]:
+    for t in [x / 100 for x in range(30, 76)]:
         kept1 = sum(r["held_by"] == 1 and r["score"] >= t for r in own) / n
         kept3 = sum(r["held_by"] is not None and r["held_by"] <= 3 and r["score"] >= t
                     for r in own) / n

@@ -56,6 +56,9 @@ VARIANTS: dict[str, dict] = {
     "bm25 k1 1.2 b 0.3": {"lexical.K1": 1.2, "lexical.B": 0.3},
     "bm25 k1 1.0 b 0.5": {"lexical.K1": 1.0, "lexical.B": 0.5},
     "bm25 k1 1.5 b 0.5": {"lexical.K1": 1.5, "lexical.B": 0.5},
+    "rrf k 30": {"search.RRF_K": 30},
+    "rrf k 100": {"search.RRF_K": 100},
+    "dense share 0.2": {"search.DENSE_SHARE": 0.2},
     # Settings, not cite constants: how many passages are read for candidate sentences.
     "top_k 10": {"top_k": 10},
     "top_k 3": {"top_k": 3},

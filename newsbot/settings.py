@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # -- answering
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
-    abstain_below: float = Field(0.50, ge=0.0, le=2.0)  # see README, "Abstention"
+    abstain_below: float = Field(0.51, ge=0.0, le=2.0)  # see README, "Abstention"
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
     # -- LLM answers (optional; extractive answers stay the default and the fallback)
