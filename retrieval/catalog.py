@@ -67,6 +67,14 @@ def date_key(published: str) -> int:
     return int(published.replace("-", "")) if published else 0
 
 
+def _add_terms_column(db: sqlite3.Connection, path: Path) -> None:
+    try:
+        db.execute("ALTER TABLE chunks ADD COLUMN terms BLOB")
+    except sqlite3.OperationalError as e:
+        if "duplicate column" not in str(e):  # else another process added it first: fine
+            raise StoreError(f"cannot upgrade the catalog {path}: {e}") from None
+
+
 class Catalog:
     """One SQLite connection per thread (the bot answers from worker threads); WAL lets readers
     run beside the one writer."""
@@ -83,7 +91,7 @@ class Catalog:
             db.executescript(SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
             if "terms" not in columns:  # stores written before term ids were kept
-                db.execute("ALTER TABLE chunks ADD COLUMN terms BLOB")
+                _add_terms_column(db, path)
 
     def _connect(self) -> sqlite3.Connection:
         try:

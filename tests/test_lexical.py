@@ -209,3 +209,21 @@ def test_the_next_writer_gives_old_chunks_their_term_ids(make_bot, tmp_path):
     assert nb.catalog.backfill_terms(batch=2) == len(pairs)
     assert all(stored == fresh for stored, fresh in _decoded_chunks(nb))
     assert nb.catalog.backfill_terms(batch=2) == 0  # once per store
+
+
+def test_an_old_catalog_gains_the_terms_column_once_even_if_two_open_it(tmp_path):
+    import sqlite3
+
+    from retrieval import catalog as catalog_module
+
+    path = tmp_path / "catalog.sqlite3"
+    catalog_module.Catalog(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE chunks DROP COLUMN terms")  # as written before term ids were kept
+    db.close()
+    first = catalog_module.Catalog(path)
+    # A second process that saw the old schema adds the column after the first one did.
+    catalog_module._add_terms_column(first.db, path)
+    columns = [row[1] for row in first.db.execute("PRAGMA table_info(chunks)")]
+    assert columns.count("terms") == 1
+    first.close()
