@@ -46,16 +46,9 @@ VARIANTS: dict[str, dict] = {
     "steps: recency only": {"search.DENSE_SHARE": 1.0, "top_k": 5},
     "steps: + top_k 8": {"search.DENSE_SHARE": 1.0, "top_k": 8},
     # BM25's own constants (Lucene's defaults are k1 1.2, b 0.75; Anserini's 0.9, 0.4).
-    "bm25 k1 0.9 b 0.4": {"lexical.K1": 0.9, "lexical.B": 0.4},
-    "bm25 k1 1.2 b 0.75": {"lexical.K1": 1.2, "lexical.B": 0.75},
-    "bm25 k1 1.2 b 0.5": {"lexical.K1": 1.2, "lexical.B": 0.5},
-    "bm25 k1 2.0 b 0.75": {"lexical.K1": 2.0, "lexical.B": 0.75},
-    "bm25 k1 1.5 b 0.9": {"lexical.K1": 1.5, "lexical.B": 0.9},
-    "bm25 k1 0.9 b 0.5": {"lexical.K1": 0.9, "lexical.B": 0.5},
-    "bm25 k1 1.2 b 0.4": {"lexical.K1": 1.2, "lexical.B": 0.4},
-    "bm25 k1 1.2 b 0.3": {"lexical.K1": 1.2, "lexical.B": 0.3},
-    "bm25 k1 1.0 b 0.5": {"lexical.K1": 1.0, "lexical.B": 0.5},
-    "bm25 k1 1.5 b 0.5": {"lexical.K1": 1.5, "lexical.B": 0.5},
+    **{f"bm25 k1 {k1} b {b}": {"lexical.K1": k1, "lexical.B": b}
+       for k1, b in [(0.9, 0.4), (1.2, 0.75), (1.2, 0.5), (2.0, 0.75), (1.5, 0.9), (0.9, 0.5),
+                     (1.2, 0.4), (1.2, 0.3), (1.0, 0.5), (1.5, 0.5)]},
     "rrf k 30": {"search.RRF_K": 30},
     "rrf k 100": {"search.RRF_K": 100},
     "dense share 0.2": {"search.DENSE_SHARE": 0.2},
@@ -100,9 +93,7 @@ def main() -> None:
             for k, v in bm25.items():
                 setattr(lexical, k, v)
             # Rebuilt in memory only: the store's saved index keeps the shipped constants.
-            built = nb.lexical._build()
-            nb.lexical._index = lexical.LexicalIndex._assemble(
-                built["meta"], built["vocab"], built["arrays"])
+            nb.lexical._index = lexical.LexicalIndex._assemble(nb.lexical._build())
         m = ev.metrics(ev.run(nb, qs, [args.library]))
         print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
               f"rec@5/10/20 {m.recall[5]:.3f}/{m.recall[10]:.3f}/{m.recall[20]:.3f}  "

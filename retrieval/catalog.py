@@ -207,8 +207,7 @@ class Catalog:
                     "INSERT INTO chunks (library, article_id, idx, start, end, first, last, "
                     "terms) VALUES (?,?,?,?,?,?,?,?)",
                     [(library, a.id, c.index, c.start, c.end, c.first_sentence, c.last_sentence,
-                      self._term_ids(db, tokens(a.text[c.start:c.end])).tobytes())
-                     for c in chunks],
+                      self._chunk_terms(db, a.text[c.start:c.end])) for c in chunks],
                 )
             self._bump(db)
 
@@ -226,7 +225,9 @@ class Catalog:
             self._vocab = None  # may hold ids that were rolled back
             raise
 
-    def _term_ids(self, db: sqlite3.Connection, toks: list[str]) -> np.ndarray:
+    def _chunk_terms(self, db: sqlite3.Connection, chunk_text: str) -> bytes:
+        """The chunk's BM25 term ids as stored (int32 bytes); new terms join the vocabulary."""
+        toks = tokens(chunk_text)
         vocab = self._vocab
         assert vocab is not None, "term ids are assigned inside _vocabulary()"
         new = [t for t in dict.fromkeys(toks) if t not in vocab]
@@ -234,7 +235,7 @@ class Catalog:
             vocab[t] = len(vocab)
         if new:
             db.executemany("INSERT INTO terms VALUES (?,?)", [(t, vocab[t]) for t in new])
-        return np.array([vocab[t] for t in toks], dtype=np.int32)
+        return np.array([vocab[t] for t in toks], dtype=np.int32).tobytes()
 
     def backfill_terms(self, batch: int = 500) -> int:
         """Give term ids to the chunks of stores written before they were kept (once per store;
@@ -252,7 +253,7 @@ class Catalog:
                                       "article_id=? AND terms IS NULL", (lib, aid)).fetchall()
                     db.executemany(
                         "UPDATE chunks SET terms=? WHERE library=? AND article_id=? AND idx=?",
-                        [(self._term_ids(db, tokens(text[s:e])).tobytes(), lib, aid, idx)
+                        [(self._chunk_terms(db, text[s:e]), lib, aid, idx)
                          for idx, s, e in rows])
                     filled += len(rows)
             if len(articles) < batch:

@@ -217,10 +217,12 @@ class LexicalIndex:
         legacy.unlink(missing_ok=True)
 
     @staticmethod
-    def _assemble(meta: dict, vocab: dict[str, int], arrays: dict[str, np.ndarray]) -> _Index:
+    def _assemble(built: dict) -> _Index:
+        """An index from a build's parts ({"meta", "vocab", "arrays"}), in memory or mapped."""
+        meta, arrays = built["meta"], built["arrays"]
         article_ids, libs, skeys, pubs = meta["articles"]
         return _Index(
-            generation=meta["generation"], num_docs=meta["num_docs"], vocab=vocab,
+            generation=meta["generation"], num_docs=meta["num_docs"], vocab=built["vocab"],
             **{k: arrays[k] for k in _ARRAYS}, article_ids=article_ids,
             libraries=np.array(libs, dtype=object), sources=np.array(skeys, dtype=object),
             published=np.array(pubs, dtype=np.int64))
@@ -234,7 +236,7 @@ class LexicalIndex:
             arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in _ARRAYS}
         except (OSError, ValueError):
             return None
-        return self._assemble(meta, vocab, arrays)
+        return self._assemble({"meta": meta, "vocab": vocab, "arrays": arrays})
 
     def _load(self) -> _Index | None:
         # Twice: a writer in another process may replace CURRENT and prune between our
@@ -260,7 +262,7 @@ class LexicalIndex:
                     folder = self._save(built)
                     # Without a writable data dir, the build serves from memory.
                     current = (self._open(folder) if folder else None) or \
-                        self._assemble(built["meta"], built["vocab"], built["arrays"])
+                        self._assemble(built)
                 with self._lock:
                     self._index = current
             return current

@@ -34,7 +34,7 @@ def _index(corpus: list[list[str]]) -> lexical._Index:
     arrays["chunk_index"] = np.zeros(n, dtype=np.int32)
     meta = {"generation": 1, "num_docs": n,
             "articles": [[f"a{i}" for i in range(n)], ["lib"] * n, [""] * n, [0] * n]}
-    return lexical.LexicalIndex._assemble(meta, vocab, arrays)
+    return lexical.LexicalIndex._assemble({"meta": meta, "vocab": vocab, "arrays": arrays})
 
 
 @pytest.mark.parametrize("n_docs", [40, 3000])  # many postings per chunk; few (the sparse sum)
