@@ -4,7 +4,11 @@
 articles (the answer is there) and against other articles only (it is not). Each answer records
 the best sentence score. A good threshold keeps the first above it and the second below it.
 
-    .venv/bin/python benchmarks/calibrate_abstention.py EVAL_OUT_DIR [--config hybrid]
+    .venv/bin/python benchmarks/calibrate_abstention.py EVAL_OUT_DIR [--config reader]
+
+With the reader (config "reader") the score is its probability, and the threshold found is
+NEWSBOT_READER_ABSTAIN_BELOW (or the reader's own "threshold"); with "heuristic" it is
+NEWSBOT_ABSTAIN_BELOW.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ def load(path: Path) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", type=Path)
-    p.add_argument("--config", default="hybrid")
+    p.add_argument("--config", default="reader")
+    p.add_argument("--from", dest="lo", type=float, default=0.30)
+    p.add_argument("--to", dest="hi", type=float, default=0.75)
     args = p.parse_args()
     own = load(args.out / "questions" / f"{args.config}.jsonl")
     other = load(args.out / "questions" / f"{args.config}-negative.jsonl")
@@ -34,7 +40,7 @@ def main() -> None:
         print(f"  {name:<13} p5 {pct(xs, 5):.3f}  p10 {pct(xs, 10):.3f}  p50 {pct(xs, 50):.3f}"
               f"  p90 {pct(xs, 90):.3f}  p95 {pct(xs, 95):.3f}")
     print(" threshold  abstain(own)  abstain(other)  supported@1 kept  supported@3 kept")
-    for t in [x / 100 for x in range(30, 76)]:
+    for t in [x / 100 for x in range(round(args.lo * 100), round(args.hi * 100) + 1)]:
         kept1 = sum(r["held_by"] == 1 and r["score"] >= t for r in own) / n
         kept3 = sum(r["held_by"] is not None and r["held_by"] <= 3 and r["score"] >= t
                     for r in own) / n

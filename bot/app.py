@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import statistics
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -16,13 +20,16 @@ from discord.ext import commands
 
 from bot.conversations import Conversations
 from bot.feedback import FeedbackStore
-from bot.present import NONE
+from bot.present import NONE, cut
 from newsbot.settings import Settings
 from retrieval.errors import NewsbotError
 from retrieval.feeds import FeedStore, poll_all
 from retrieval.service import Newsbot
 
 log = logging.getLogger("newsbot.bot")
+T = TypeVar("T")
+# Writes (ingests, removals) queued across all servers at once; more are told to come back.
+MAX_QUEUED_WRITES = 8
 
 
 class NotAdmin(app_commands.CheckFailure):
@@ -48,6 +55,45 @@ class NewsBot(commands.Bot):
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
         self.tree.on_error = self.report_error
+        # Three pools, so that no write can occupy the threads that answer questions: reads
+        # (questions, /sources, /article), fetches (pages and uploads, parsed before any lock)
+        # and one writer, which takes the store's write lock in turn.
+        self._reads = ThreadPoolExecutor(4, thread_name_prefix="newsbot-read")
+        self._fetches = ThreadPoolExecutor(4, thread_name_prefix="newsbot-fetch")
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="newsbot-write")
+        self._polls = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")
+        self._writing: set[int | None] = set()  # guilds with a write queued or running
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any,
+                   **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read (embedding, search, catalog) off the event loop, on the readers' pool."""
+        return await self._run(self._reads, fn, *args, **kwargs)
+
+    async def fetch(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._run(self._fetches, fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._run(self._writes, fn, *args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def write_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+        """At most one write per server in flight, and a bounded queue across servers: past
+        either, a clear "busy" instead of a wait that would outlast the interaction."""
+        if guild_id in self._writing:
+            raise NewsbotError("This server already has an ingest or removal running; try "
+                               "again when it has finished.")
+        if len(self._writing) >= MAX_QUEUED_WRITES:
+            raise NewsbotError("The bot is busy with other servers' ingests; try again in a "
+                               "minute.")
+        self._writing.add(guild_id)
+        try:
+            yield
+        finally:
+            self._writing.discard(guild_id)
 
     async def setup_hook(self) -> None:
         from bot.commands import NewsCommands
@@ -69,7 +115,7 @@ class NewsBot(commands.Bot):
         is on disk, so after a restart polling resumes where it left off."""
         while True:
             try:
-                reports = await asyncio.to_thread(poll_all, self.core, self.feeds)
+                reports = await self._run(self._polls, poll_all, self.core, self.feeds)
                 for r in reports:
                     log.info("feed %s", r.summary())
             except Exception:
@@ -90,6 +136,8 @@ class NewsBot(commands.Bot):
         if self._poller:
             self._poller.cancel()
         await super().close()
+        for pool in (self._reads, self._fetches, self._writes, self._polls):
+            pool.shutdown(wait=False, cancel_futures=True)
         self.feedback.close()
         self.conversations.close()
         self.feeds.close()
@@ -131,6 +179,7 @@ class NewsBot(commands.Bot):
             log.error("error %s in %s", ref, command, exc_info=original)
             message = (f"Something went wrong on our side (reference `{ref}`). The bot's "
                        "operator can find the details in its log under that reference.")
+        message = cut(message, 2000)  # Discord's limit: past it the user would get nothing
         try:
             if not interaction.response.is_done():
                 await interaction.response.send_message(message, ephemeral=True)

@@ -4,7 +4,6 @@ stays free to acknowledge every interaction within Discord's 3 seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import re
@@ -24,7 +23,7 @@ from bot.stream import Streamer
 from bot.views import AnswerView, SourcesView
 from retrieval.errors import NewsbotError
 from retrieval.followup import Turn
-from retrieval.ingest import SUPPORTED
+from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
 from retrieval.libraries import guild_library, visible_libraries
 from retrieval.models import Answer
 from retrieval.service import check_date
@@ -75,13 +74,13 @@ class NewsCommands(commands.Cog):
         question = self.core.check_question(question)
         since = check_date(since, "since")
         await interaction.response.defer(thinking=True)
-        in_thread = await asyncio.to_thread(self.bot.conversations.is_thread,
+        in_thread = await self.bot.read(self.bot.conversations.is_thread,
                                             interaction.channel_id)
         asked = await self._standalone(interaction.channel_id, question) if in_thread \
             else question
         libraries = visible_libraries(interaction.guild_id)
         if self.core.chat_model is None:
-            answer = await asyncio.to_thread(self.core.ask, asked, libraries=libraries,
+            answer = await self.bot.read(self.core.ask, asked, libraries=libraries,
                                              source=source, since=since)
             message = await interaction.followup.send(
                 embed=self._embed(answer, asked, question), view=AnswerView(self.bot, answer),
@@ -89,7 +88,7 @@ class NewsCommands(commands.Cog):
         else:
             stream = Streamer(interaction)
             try:
-                answer = await asyncio.to_thread(self.core.ask, asked, libraries=libraries,
+                answer = await self.bot.read(self.core.ask, asked, libraries=libraries,
                                                  source=source, since=since,
                                                  on_text=stream.push)
             except BaseException:
@@ -102,7 +101,7 @@ class NewsCommands(commands.Cog):
         self.bot.answer_ms.append((time.perf_counter() - started) * 1000)
         turn = Turn(asked, answer.answer)
         if in_thread:
-            await asyncio.to_thread(self.bot.conversations.add, interaction.channel_id, turn)
+            await self.bot.read(self.bot.conversations.add, interaction.channel_id, turn)
         elif isinstance(interaction.channel, discord.TextChannel):
             await self._open_thread(interaction.channel, message, question, turn)
 
@@ -118,9 +117,9 @@ class NewsCommands(commands.Cog):
         return embed
 
     async def _standalone(self, thread_id: int | None, question: str) -> str:
-        history = await asyncio.to_thread(self.bot.conversations.history, thread_id,
+        history = await self.bot.read(self.bot.conversations.history, thread_id,
                                           self.bot.settings.followup_turns)
-        asked, _ = await asyncio.to_thread(self.core.standalone, question, history)
+        asked, _ = await self.bot.read(self.core.standalone, question, history)
         return asked
 
     async def _open_thread(self, channel: discord.TextChannel, message: discord.Message,
@@ -133,7 +132,7 @@ class NewsCommands(commands.Cog):
         except discord.HTTPException as e:
             log.info("no thread for answer %s: %s", message.id, e)
             return
-        await asyncio.to_thread(self.bot.conversations.start, thread.id, channel.guild.id,
+        await self.bot.read(self.bot.conversations.start, thread.id, channel.guild.id,
                                 turn)
 
     @commands.Cog.listener()
@@ -144,7 +143,7 @@ class NewsCommands(commands.Cog):
         me = self.bot.user
         if message.author.bot or me is None or me not in message.mentions:
             return
-        if not await asyncio.to_thread(self.bot.conversations.is_thread, message.channel.id):
+        if not await self.bot.read(self.bot.conversations.is_thread, message.channel.id):
             return
         text = re.sub(rf"<@!?{me.id}>", " ", message.content)
         try:
@@ -153,14 +152,14 @@ class NewsCommands(commands.Cog):
             question = self.core.check_question(text)
             async with message.channel.typing():
                 asked = await self._standalone(message.channel.id, question)
-                answer = await asyncio.to_thread(
+                answer = await self.bot.read(
                     self.core.ask, asked, libraries=visible_libraries(message.guild.id
                                                                       if message.guild else None))
             await message.reply(embed=self._embed(answer, asked, question),
                                 view=AnswerView(self.bot, answer), allowed_mentions=NONE,
                                 mention_author=False)
             self.bot.answer_ms.append(answer.timings_ms.get("total_ms", 0))
-            await asyncio.to_thread(self.bot.conversations.add, message.channel.id,
+            await self.bot.read(self.bot.conversations.add, message.channel.id,
                                     Turn(asked, answer.answer))
         except NewsbotError as e:
             await message.reply(str(e), allowed_mentions=NONE, mention_author=False)
@@ -173,7 +172,7 @@ class NewsCommands(commands.Cog):
     @ask.autocomplete("source")
     async def _source_choices(self, interaction: discord.Interaction,
                               current: str) -> list[app_commands.Choice[str]]:
-        rows = await asyncio.to_thread(self.core.catalog.sources,
+        rows = await self.bot.read(self.core.catalog.sources,
                                        visible_libraries(interaction.guild_id))
         needle = current.lower().strip()
         return [app_commands.Choice(name=cut(src, 100), value=src[:100])
@@ -183,7 +182,7 @@ class NewsCommands(commands.Cog):
     @app_commands.describe(query="Only articles whose title, source or id contains this")
     async def sources(self, interaction: discord.Interaction, query: str | None = None) -> None:
         """List the stored articles this server can search."""
-        rows = await asyncio.to_thread(self.core.catalog.articles,
+        rows = await self.bot.read(self.core.catalog.articles,
                                        visible_libraries(interaction.guild_id))
         if query:
             q = query.lower()
@@ -197,8 +196,8 @@ class NewsCommands(commands.Cog):
     async def article(self, interaction: discord.Interaction, id: str) -> None:
         """Show an article's details and its first sentences."""
         libraries = visible_libraries(interaction.guild_id)
-        library = await asyncio.to_thread(self.core.catalog.find, id, libraries)
-        loaded = library and await asyncio.to_thread(self.core.catalog.load, library, id)
+        library = await self.bot.read(self.core.catalog.find, id, libraries)
+        loaded = library and await self.bot.read(self.core.catalog.load, library, id)
         if not loaded:
             raise NewsbotError(f"No article with id `{escape(cut(id, 100))}` here; "
                                "`/sources` lists them.")
@@ -217,10 +216,15 @@ class NewsCommands(commands.Cog):
             raise NewsbotError("Give either a file or a url.")
         library = guild_library(interaction.guild_id)
         if url is not None:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            # Never private addresses from Discord, whatever the operator allows the CLI.
-            report = await asyncio.to_thread(self.core.ingest, [url], library,
-                                             allow_private=False)
+            # Only a web address: a value from Discord is never read as a path on this host.
+            if not is_http_url(url):
+                raise NewsbotError("`url` must be an http or https address, such as "
+                                   "https://example.com/story.")
+            async with self.bot.write_slot(interaction.guild_id):
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                # Never private addresses from Discord, whatever the operator allows the CLI.
+                article = await self.bot.fetch(self.core.fetch_article, url, False)
+                report = await self.bot.write(self.core.ingest_articles, [article], library)
             await interaction.followup.send(
                 f"Ingested into this server's library:\n```\n{cut(report.summary(), 1900)}\n```",
                 ephemeral=True, allowed_mentions=NONE)
@@ -236,12 +240,16 @@ class NewsCommands(commands.Cog):
                                f"{escape(file.content_type)}, not text.")
         if file.size > limit:
             raise NewsbotError(f"The file is {file.size:,} bytes; the limit is {limit:,}.")
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await file.read()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / (Path(file.filename).name or f"upload{suffix}")
-            path.write_bytes(data[:limit])
-            report = await asyncio.to_thread(self.core.ingest, [path], library)
+        async with self.bot.write_slot(interaction.guild_id):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            data = await file.read()
+            with tempfile.TemporaryDirectory() as tmp:
+                # Only the attachment's own bytes, under a name made of its name's letters and
+                # digits (which give the article its id): the upload's name never becomes a path.
+                path = Path(tmp) / f"{slug(Path(file.filename).stem)}{suffix}"
+                path.write_bytes(data[:limit])
+                items = await self.bot.fetch(lambda: list(iter_articles([path])))
+            report = await self.bot.write(self.core.ingest_articles, items, library)
         summary = report.summary().replace(str(path), file.filename)
         await interaction.followup.send(f"Ingested `{escape(cut(file.filename, 80))}` into "
                                         f"this server's library:\n"
@@ -256,7 +264,7 @@ class NewsCommands(commands.Cog):
     async def feeds_add(self, interaction: discord.Interaction, url: str) -> None:
         """Follow a feed: its new items are added to this server's library (admins only)."""
         _require_admin(interaction)
-        added = await asyncio.to_thread(self.bot.feeds.add, url,
+        added = await self.bot.read(self.bot.feeds.add, url,
                                         guild_library(interaction.guild_id), "discord")
         every = self.bot.settings.feed_interval_s
         when = f"every {every / 60:g} minutes" if every else "when the operator runs it"
@@ -270,7 +278,7 @@ class NewsCommands(commands.Cog):
     async def feeds_remove(self, interaction: discord.Interaction, url: str) -> None:
         """Stop following a feed (its articles stay; /remove deletes them) (admins only)."""
         _require_admin(interaction)
-        if not await asyncio.to_thread(self.bot.feeds.remove, url,
+        if not await self.bot.read(self.bot.feeds.remove, url,
                                        guild_library(interaction.guild_id)):
             raise NewsbotError("This server follows no such feed; `/feeds list` shows them.")
         await interaction.response.send_message("Stopped following it.", ephemeral=True)
@@ -278,7 +286,7 @@ class NewsCommands(commands.Cog):
     @feeds.command(name="list")
     async def feeds_list(self, interaction: discord.Interaction) -> None:
         """The feeds this server follows, and how their last poll went."""
-        rows = await asyncio.to_thread(self.bot.feeds.list, [guild_library(interaction.guild_id)])
+        rows = await self.bot.read(self.bot.feeds.list, [guild_library(interaction.guild_id)])
         lines = [f"<{escape(cut(f.url, 300))}> \u00b7 {escape(cut(f.last_status, 200))}"
                  for f in rows]
         await interaction.response.send_message(
@@ -291,9 +299,10 @@ class NewsCommands(commands.Cog):
     async def remove(self, interaction: discord.Interaction, id: str) -> None:
         """Delete an article from this server's library (admins only)."""
         _require_admin(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        removed = await asyncio.to_thread(self.core.remove, id,
-                                          guild_library(interaction.guild_id))
+        async with self.bot.write_slot(interaction.guild_id):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            removed = await self.bot.write(self.core.remove, id,
+                                           guild_library(interaction.guild_id))
         if not removed:
             raise NewsbotError(f"This server's library has no article `{escape(cut(id, 100))}`.")
         await interaction.followup.send(f"Removed `{escape(cut(id, 100))}`.", ephemeral=True)
@@ -302,8 +311,8 @@ class NewsCommands(commands.Cog):
     async def stats(self, interaction: discord.Interaction) -> None:
         """Show how many articles are stored and how fast answers are."""
         libraries = visible_libraries(interaction.guild_id)
-        counts = await asyncio.to_thread(self.core.catalog.counts, libraries)
-        last = await asyncio.to_thread(self.core.catalog.get_meta, "last_ingest")
+        counts = await self.bot.read(self.core.catalog.counts, libraries)
+        last = await self.bot.read(self.core.catalog.get_meta, "last_ingest")
         e = discord.Embed(title="newsbot stats", colour=discord.Colour.blurple())
         e.add_field(name="Articles", value=f"{counts['articles']:,}")
         e.add_field(name="Sentences", value=f"{counts['sentences']:,}")

@@ -97,8 +97,9 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
     if answer.abstained:
         return abstain_embed(answer)
     footer = cut(footer, 200)
+    short = f"**{cut(escape(answer.short_answer.text), 200)}**\n\n" if answer.short_answer else ""
     e = discord.Embed(title=cut(escape(answer.question), TITLE_MAX),
-                      description=cut(escape(answer.answer), 1500), colour=ANSWER_COLOUR)
+                      description=short + cut(escape(answer.answer), 1500), colour=ANSWER_COLOUR)
     budget = EMBED_TOTAL_MAX - embed_size(e) - ulen(footer) - 16
     for c in answer.citations[:FIELDS_MAX]:
         per = min(FIELD_VALUE_MAX, budget - FIELD_NAME_MAX)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -45,7 +44,7 @@ class AnswerView(discord.ui.View):
             return
         self.voted.add(interaction.user.id)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await asyncio.to_thread(self.bot.feedback.record, self.answer, vote,
+        await self.bot.read(self.bot.feedback.record, self.answer, vote,
                                 interaction.user.id, interaction.guild_id)
         await interaction.followup.send("Thanks, your feedback was recorded.", ephemeral=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 from retrieval.models import Answer, Citation, StoredArticle
@@ -17,7 +18,11 @@ def byline(c: Citation | StoredArticle, place: str = "") -> str:
 
 def answer_text(a: Answer, width: int = 100) -> str:
     lines = [f"Q: {a.question}", ""]
-    lines += textwrap.wrap(a.answer, width, initial_indent="A: ", subsequent_indent="   ")
+    if a.short_answer:
+        bold = "\033[1m{}\033[0m" if sys.stdout.isatty() else "**{}**"
+        lines += [f"A: {bold.format(a.short_answer.text)}", ""]
+    lines += textwrap.wrap(a.answer, width, initial_indent="   " if a.short_answer else "A: ",
+                           subsequent_indent="   ")
     for c in a.citations:
         lines.append("")
         lines += textwrap.wrap(f"\u201c{c.quote}\u201d", width, initial_indent=f"[{c.n}] ",

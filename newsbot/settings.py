@@ -25,8 +25,10 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
+    # No env_file here: which .env is read is decided by load_settings (never the current
+    # directory unless asked), so a folder someone else controls can't reconfigure the bot.
     model_config = SettingsConfigDict(
-        env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix="NEWSBOT_", env_file=None, env_file_encoding="utf-8", extra="ignore",
         populate_by_name=True,
     )
 
@@ -59,7 +61,13 @@ class Settings(BaseSettings):
     # -- answering
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
-    abstain_below: float = Field(0.51, ge=0.0, le=2.0)  # see README, "Abstention"
+    abstain_below: float = Field(0.51, ge=0.0, le=2.0)  # the heuristic scorer's; README
+    # The trained reader: empty = the one shipped in the package, a path = another one,
+    # "none" = the heuristic scorer alone (README, "The reader").
+    reader: str = "none"
+    # Abstain when the reader's probability for the best sentence is below this; empty = the
+    # value calibrated with the reader (README, "Abstention").
+    reader_abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
     # -- LLM answers (optional; extractive answers stay the default and the fallback)
@@ -140,10 +148,28 @@ class Settings(BaseSettings):
         return v
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings, or a NewsbotError naming the bad variable (never echoing a secret's value)."""
+def env_file(data_dir: object = None, explicit: object = None) -> Path | None:
+    """The .env to read: ``explicit`` (--env-file), else $NEWSBOT_ENV_FILE, else the one in
+    the data dir if it exists. Never the current directory without being asked."""
+    named = explicit or os.environ.get("NEWSBOT_ENV_FILE")
+    if named:
+        path = Path(str(named)).expanduser()
+        if not path.is_file():
+            raise NewsbotError(f"the settings file {path} (NEWSBOT_ENV_FILE or --env-file) "
+                               "does not exist")
+        return path
+    base = data_dir or os.environ.get("NEWSBOT_DATA_DIR") or default_data_dir()
+    path = Path(str(base)).expanduser() / ".env"
+    return path if path.is_file() else None
+
+
+def load_settings(env: object = None, **overrides: object) -> Settings:
+    """Settings, or a NewsbotError naming the bad variable (never echoing a secret's value).
+    ``env`` is an explicit .env path (see ``env_file``)."""
+    path = env_file(overrides.get("data_dir"), env)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(_env_file=path,
+                        **{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
         if not err["loc"]:  # a check across settings names its variables itself

@@ -178,14 +178,10 @@ class Catalog:
         self,
         library: str,
         items: Iterable[tuple[Article, list[Sentence], list[Chunk]]],
-        replaced: Iterable[str] = (),
     ) -> None:
         """Record a batch as pending, with its sentences and chunks, in one transaction."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self.transaction() as db, self._vocabulary(db):
-            for old in replaced:  # same url under another id: the new one takes its place
-                db.execute("UPDATE articles SET status='removing' WHERE library=? AND id=?",
-                           (library, old))
             for a, sentences, chunks in items:
                 db.execute("DELETE FROM sentences WHERE library=? AND article_id=?",
                            (library, a.id))
@@ -266,9 +262,13 @@ class Catalog:
         return dict(self.db.execute("SELECT term, id FROM terms"))
 
     def mark_ready(self, library: str, ids: Iterable[str],
-                   sentence_vectors: dict[str, np.ndarray] | None = None) -> None:
-        """Make articles visible, storing their sentence vectors in the same transaction."""
+                   sentence_vectors: dict[str, np.ndarray] | None = None,
+                   replaced: Iterable[str] = ()) -> None:
+        """Make articles visible, storing their sentence vectors in the same transaction. The
+        articles they replace (same URL, other id) go in that same transaction: a replace is
+        atomic, and a new version that fails before this leaves the old one untouched."""
         with self.transaction() as db:
+            self._delete_rows(db, library, replaced)
             for aid, vecs in (sentence_vectors or {}).items():
                 db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
                            (library, aid))
@@ -308,11 +308,28 @@ class Catalog:
 
     def delete(self, library: str, ids: Iterable[str]) -> None:
         with self.transaction() as db:
-            for i in ids:
-                for table, col in (("sentences", "article_id"), ("chunks", "article_id"),
-                                   ("sentence_vectors", "article_id"), ("articles", "id")):
-                    db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, i))
+            self._delete_rows(db, library, ids)
             self._bump(db)
+
+    @staticmethod
+    def _delete_rows(db: sqlite3.Connection, library: str, ids: Iterable[str]) -> None:
+        for i in ids:
+            for table, col in (("sentences", "article_id"), ("chunks", "article_id"),
+                               ("sentence_vectors", "article_id"), ("articles", "id")):
+                db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, i))
+
+    def others_with_url(self, library: str, url: str, article_id: str) -> list[str]:
+        """Ready articles other than ``article_id`` stored under ``url``."""
+        if not url:
+            return []
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM articles WHERE library=? AND url=? AND id!=? AND status='ready'",
+            (library, url, article_id))]
+
+    def origin_of(self, library: str, article_id: str) -> str:
+        row = self.db.execute("SELECT origin FROM articles WHERE library=? AND id=?",
+                              (library, article_id)).fetchone()
+        return row[0] if row else ""
 
     def unfinished(self) -> list[tuple[str, str, str]]:
         """(library, id, status) of articles a crash left pending or half-removed."""
@@ -440,6 +457,19 @@ class Catalog:
                     spans.append(pending[2:])
                 pending = next(chunks, None)
             yield lib, aid, skey, pub, spans
+
+    def sentence_texts(self, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int],
+                                                                          str]:
+        """The text of each (library, article id, sentence idx); only the sentence is read."""
+        out = {}
+        for lib, aid, idx in keys:
+            row = self.db.execute(
+                "SELECT substr(a.text, s.start + 1, s.end - s.start) FROM sentences s JOIN "
+                "articles a ON a.library=s.library AND a.id=s.article_id WHERE s.library=? AND "
+                "s.article_id=? AND s.idx=?", (lib, aid, idx)).fetchone()
+            if row:
+                out[(lib, aid, idx)] = row[0]
+        return out
 
     def text_of(self, library: str, article_id: str) -> str:
         row = self.db.execute("SELECT text FROM articles WHERE library=? AND id=?",

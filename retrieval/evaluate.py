@@ -19,13 +19,16 @@ from retrieval.errors import NewsbotError
 from retrieval.models import Answer
 from retrieval.tokens import normalise
 
-# The configurations `newsbot eval` compares; "hybrid" is what `ask` and the bot use.
+# The configurations `newsbot eval` compares; "reader" is what `ask` and the bot use (hybrid
+# retrieval, then the trained reader); "heuristic" is the same retrieval with the hand-weighted
+# scorer alone; "dense" and "bm25" compare retrieval, read by the reader.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "hybrid": {"mode": "hybrid"},
+    "reader": {"mode": "hybrid"},
+    "heuristic": {"mode": "hybrid", "reader": False},
     "dense": {"mode": "dense"},
     "bm25": {"mode": "bm25"},
 }
-DEFAULT_CONFIG = "hybrid"
+DEFAULT_CONFIG = "reader"
 RECALL_AT = (5, 10, 20)
 
 
@@ -48,6 +51,7 @@ class QuestionResult:
     held_by: int | None  # the first citation (n) whose sentence holds a gold answer
     passage_rank: int | None  # 1-based rank of the first passage that holds one
     latency_ms: float
+    short_answer: str | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     passages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -56,10 +60,10 @@ class QuestionResult:
         """Why a question was not supported at 1, for grouping failures."""
         if self.held_by == 1:
             return "supported"
+        if self.abstained and self.passage_rank is not None:
+            return "abstained although a passage held the answer"
         if self.passage_rank is None:
             return "answer in no retrieved passage"
-        if self.abstained:
-            return "abstained although a passage held the answer"
         if self.held_by is not None:
             return "answer cited, but not first"
         return "passage found, wrong sentence cited"
@@ -75,6 +79,8 @@ class Metrics:
     abstention: float
     latency_p50_ms: float
     latency_p95_ms: float
+    short_exact: float = 0.0  # a short answer shown, equal (normalised) to a gold answer
+    short_wrong: float = 0.0  # a short answer shown that is not
 
 
 def holds(text: str, answers: Iterable[str]) -> bool:
@@ -112,6 +118,7 @@ def judge(q: EvalQuestion, answer: Answer, latency_ms: float) -> QuestionResult:
         id=q.id, question=q.question, answers=q.answers, question_date=q.question_date,
         abstained=answer.abstained, score=round(answer.score, 4), held_by=held_by,
         passage_rank=rank, latency_ms=round(latency_ms, 2),
+        short_answer=answer.short_answer.text if answer.short_answer else None,
         citations=[{"n": c.n, "quote": c.quote, "article_id": c.article_id,
                     "score": c.score} for c in answer.citations],
         passages=[{"rank": i, "article_id": p.article_id, "chunk": p.chunk_index,
@@ -143,7 +150,15 @@ def metrics(results: list[QuestionResult], ks: Iterable[int] = RECALL_AT) -> Met
         abstention=share(lambda r: r.abstained),
         latency_p50_ms=statistics.median(lat),
         latency_p95_ms=percentile(lat, 95),
+        short_exact=share(lambda r: r.short_answer is not None and exact(r.short_answer,
+                                                                          r.answers)),
+        short_wrong=share(lambda r: r.short_answer is not None and not exact(r.short_answer,
+                                                                              r.answers)),
     )
+
+
+def exact(short: str, answers: Iterable[str]) -> bool:
+    return normalise(short) in {normalise(a) for a in answers}
 
 
 def run(nb, questions: list[EvalQuestion], libraries: list[str], config: str = DEFAULT_CONFIG,
@@ -173,14 +188,14 @@ def write_jsonl(results: list[QuestionResult], path: Path) -> None:
 def summary_table(by_config: dict[str, Metrics]) -> str:
     head = ("| config | supported@1 | supported@3 | "
             + " | ".join(f"recall@{k}" for k in RECALL_AT)
-            + " | MRR | abstention | p50 ms | p95 ms |")
+            + " | MRR | abstention | short exact | short wrong | p50 ms | p95 ms |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, m in by_config.items():
         lines.append(
             f"| {name} | {m.supported_at_1:.3f} | {m.supported_at_3:.3f} | "
             + " | ".join(f"{m.recall[k]:.3f}" for k in RECALL_AT)
-            + f" | {m.mrr:.3f} | {m.abstention:.3f} | {m.latency_p50_ms:.0f} | "
-              f"{m.latency_p95_ms:.0f} |")
+            + f" | {m.mrr:.3f} | {m.abstention:.3f} | {m.short_exact:.3f} | "
+              f"{m.short_wrong:.3f} | {m.latency_p50_ms:.0f} | {m.latency_p95_ms:.0f} |")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS items (
     article_id TEXT NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (feed_url, library, item)
 );
 """
+log = logging.getLogger("newsbot.feeds")
 # An item's own text stands in for its page only when it is at least this long.
 MIN_ITEM_TEXT = 200
 
@@ -137,8 +139,9 @@ def _entry_hash(entry) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _entry_article(entry, feed_title: str) -> Article:
-    """The item's own text, when its page can't be had."""
+def _entry_article(entry, feed_title: str, feed_url: str) -> Article:
+    """The item's own text, when its page can't be had. Its origin is the feed (the host that
+    really sent the text), so it can never replace an article from the host it links to."""
     import trafilatura
 
     html = (entry.get("content") or [{}])[0].get("value") or entry.get("summary", "")
@@ -150,8 +153,8 @@ def _entry_article(entry, feed_title: str) -> Article:
     when = dict.get(entry, "published") or dict.get(entry, "updated")
     return finish(article_id=url_id(entry["link"]), text=text, title=entry.get("title", ""),
                   source=feed_title, published=parse_date(when), url=entry["link"],
-                  authors=[entry["author"]] if entry.get("author") else [],
-                  origin=entry["link"])
+                  authors=[entry["author"]] if isinstance(entry.get("author"), str) else [],
+                  origin=f"{feed_url}#{entry['link']}")
 
 
 def poll(nb: Newsbot, store: FeedStore, feed: Feed) -> PollReport:
@@ -196,7 +199,7 @@ def poll(nb: Newsbot, store: FeedStore, feed: Feed) -> PollReport:
         item = nb.fetch_article(link, allow)
         if isinstance(item, IngestFailure):
             try:
-                item = _entry_article(entry, title)
+                item = _entry_article(entry, title, got.url)
             except InputError as e:
                 item = IngestFailure(link, f"{item.reason}; {e}")
         if isinstance(item, Article) and not item.source:
@@ -218,4 +221,18 @@ def poll(nb: Newsbot, store: FeedStore, feed: Feed) -> PollReport:
 
 def poll_all(nb: Newsbot, store: FeedStore, libraries: list[str] | None = None
              ) -> list[PollReport]:
-    return [poll(nb, store, f) for f in store.list(libraries)]
+    """Each feed polled on its own: one feed's failure is recorded on that feed, and the
+    others go on."""
+    reports = []
+    for f in store.list(libraries):
+        try:
+            reports.append(poll(nb, store, f))
+        except Exception as e:  # a bug or a malformed feed must not stop every other feed
+            log.exception("polling %s failed", f.url)
+            status = f"error: {type(e).__name__}: {str(e)[:200]}"
+            try:
+                store.record(f, status, None, None, [])
+            except Exception:
+                log.exception("cannot record the state of %s", f.url)
+            reports.append(PollReport(f.url, f.library, status))
+    return reports

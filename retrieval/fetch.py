@@ -5,8 +5,10 @@ so a DNS answer that changes between check and connect (rebinding) cannot slip t
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -16,6 +18,8 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/xml", "text/xml",
               "application/rdf+xml", "application/feed+json")
 TEXT_TYPES = ("text/plain",)
+NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape",
+                          "rot-13", "base64", "hex", "zlib", "bz2", "quopri", "uu"})
 USER_AGENT = "newsbot/0.1 (news question answering; +https://github.com/newsbot)"
 
 
@@ -39,8 +43,12 @@ class Fetched:
             if k.lower() == "charset" and v:
                 charset = v.strip('"')
         try:
+            if codecs.lookup(charset).name in NOT_CHARSETS:
+                raise LookupError(charset)
             return self.body.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            # Unknown names, and codecs that are no charset of a web page (idna and punycode
+            # encode host names, "undefined" always raises): read it as UTF-8.
             return self.body.decode("utf-8", errors="replace")
 
 
@@ -52,10 +60,31 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and reaches (mapped, IPv4-compatible, SIIT,
+    NAT64, 6to4), which is what must be judged."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if any(ip in net for net in (*_NAT64, _V4_COMPATIBLE, _V4_TRANSLATED)):
+        if ip in _V4_COMPATIBLE and int(ip) <= 1:  # :: and ::1 are IPv6's own
+            return None
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        v4 = embedded_ipv4(ip)
+        if v4 is not None:
+            ip = v4
     return ip.is_global and not ip.is_multicast
 
 
@@ -91,6 +120,9 @@ def fetch(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    # timeout_s bounds the whole fetch, redirects and body included: httpx's own timeouts
+    # apply to each read, and a server trickling a byte a second never trips them.
+    deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(timeout_s)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(max_redirects + 1):
@@ -107,7 +139,7 @@ def fetch(
                     if r.status_code in (301, 302, 303, 307, 308) and "location" in r.headers:
                         url = urljoin(url, r.headers["location"])
                         continue
-                    return _read(url, r, accept, max_bytes)
+                    return _read(url, r, accept, max_bytes, deadline, timeout_s)
             except httpx.TimeoutException:
                 raise FetchError(f"{host} did not answer within {timeout_s:g} s") from None
             except httpx.HTTPError as e:
@@ -115,7 +147,8 @@ def fetch(
         raise FetchError(f"more than {max_redirects} redirects from {url}")
 
 
-def _read(url: str, r, accept: tuple[str, ...], max_bytes: int) -> Fetched:
+def _read(url: str, r, accept: tuple[str, ...], max_bytes: int, deadline: float,
+          timeout_s: float) -> Fetched:
     if r.status_code == 304:
         return Fetched(url, 304, headers=dict(r.headers))
     if r.status_code != 200:
@@ -132,4 +165,6 @@ def _read(url: str, r, accept: tuple[str, ...], max_bytes: int) -> Fetched:
         body += chunk
         if len(body) > max_bytes:  # a server may send more than it declared
             raise FetchError(f"{url} is over the {max_bytes:,}-byte limit")
+        if time.monotonic() > deadline:
+            raise FetchError(f"{url} did not finish within {timeout_s:g} s")
     return Fetched(url, 200, ctype, bytes(body), dict(r.headers))

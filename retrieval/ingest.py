@@ -12,7 +12,10 @@ import hashlib
 import json
 import os
 import re
+import stat
+import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,28 @@ class InputError(ValueError):
     """A user's input that cannot be used; the message is shown as is."""
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits on what one input may cost, checked while reading: over any of them, the
+    input becomes one line in the ingest report and the run goes on."""
+
+    max_file_bytes: int = 200_000_000  # a file read whole (a .gz: after decompression)
+    max_stream_bytes: int = 4_000_000_000  # a JSONL file, read line by line (decompressed)
+    max_record_bytes: int = 10_000_000  # one JSON record or JSONL line
+    max_article_chars: int = 2_000_000
+    max_json_depth: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as text that can be printed and stored: bytes that are not UTF-8 in a file
+    name (kept by Python as surrogates) are shown as \\xNN."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "article"
 
@@ -93,6 +118,19 @@ def parse_date(value: Any) -> dt.date | None:
         return dt.date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         return None
+
+
+def check_published(value: Any) -> dt.date | None:
+    """A record's own ``published``: absent is fine, a value that is not a real date (or lies
+    in the future) is refused rather than silently dropped."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"'published' must be a date like 2022-01-27, not {type(value).__name__}")
+    day = parse_date(value)
+    if day is None:
+        raise InputError(f"'published' is not a date: {value[:40]!r}")
+    return day
 
 
 def parse_dateline(text: str, start: int = 0, year: int | None = None) -> dict[str, Any]:
@@ -175,6 +213,12 @@ def finish(
     text = text.strip()
     if not text:
         raise InputError("no text")
+    if len(text) > DEFAULT_LIMITS.max_article_chars:
+        raise InputError(f"the article is {len(text):,} characters; the limit is "
+                         f"{DEFAULT_LIMITS.max_article_chars:,}")
+    # A little slack for time zones; a date beyond that would earn a false recency bonus.
+    if published and published > dt.date.today() + dt.timedelta(days=1):
+        raise InputError(f"published date {published.isoformat()} is in the future")
     # Records' own fields win; the dateline fills the gaps.
     year = published.year if published else year_hint
     dl = parse_dateline(text, 0, year)
@@ -212,7 +256,7 @@ def load_text(path: Path, raw: str) -> Article:
         published=published,
         url=meta.get("url", ""),
         authors=[a.strip() for a in meta.get("authors", "").split(",") if a.strip()],
-        origin=str(path),
+        origin=shown(path),
         year_hint=name_day.year if name_day else None,
     )
     if article.published is None and name_day:
@@ -221,7 +265,7 @@ def load_text(path: Path, raw: str) -> Article:
 
 
 def load_html(path: Path, raw: str) -> Article:
-    return article_from_html(raw, slug(path.stem), str(path))
+    return article_from_html(raw, slug(path.stem), shown(path))
 
 
 def article_from_html(raw: str, article_id: str, origin: str, url: str = "") -> Article:
@@ -254,60 +298,150 @@ def url_id(url: str) -> str:
     return "url-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+def _text_field(record: dict, key: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InputError(f"'{key}' must be text, not {type(value).__name__}")
+    return str(value)
+
+
 def from_record(record: Any, where: str) -> Article:
-    """An article from a JSON record with id, title, text, url, published, source (and authors)."""
+    """An article from a JSON record with id, title, text, url, published, source (and authors).
+    Fields of the wrong type are refused with a message, never stored as Python's repr."""
     if not isinstance(record, dict):
         raise InputError("a record must be a JSON object")
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InputError("record has no 'text'")
-    url = str(record.get("url") or "")
-    rid = record.get("id")
-    article_id = str(rid) if rid not in (None, "") else (
+    url, rid = _text_field(record, "url"), _text_field(record, "id")
+    article_id = rid if rid else (
         url_id(url) if url
         else "text-" + hashlib.sha256(text.encode()).hexdigest()[:16]
     )
     authors = record.get("authors") or []
     if isinstance(authors, str):
         authors = [authors]
+    if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
+        raise InputError("'authors' must be a list of names")
     return finish(
         article_id=article_id,
         text=text,
-        title=str(record.get("title") or ""),
-        source=str(record.get("source") or ""),
-        published=parse_date(record.get("published")),
+        title=_text_field(record, "title"),
+        source=_text_field(record, "source"),
+        published=check_published(record.get("published")),
         url=url,
-        authors=[str(a) for a in authors],
+        authors=authors,
         origin=where,
     )
 
 
-def _json_records(path: Path, raw: str) -> Iterator[Article | IngestFailure]:
-    name = path.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        for lineno, line in enumerate(raw.split("\n"), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield from_record(json.loads(line), where)
-            except json.JSONDecodeError as e:
-                yield IngestFailure(where, f"invalid JSON ({e.msg} at column {e.colno})")
-            except InputError as e:
-                yield IngestFailure(where, str(e))
-        return
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth_ok(raw: str, limit: int) -> bool:
+    """Whether brackets nest at most ``limit`` deep (strings skipped), checked before parsing:
+    Python's parser recurses, and a deep enough document raises RecursionError."""
+    if raw.count("[") + raw.count("{") <= limit:
+        return True
+    depth = 0
+    for m in _JSON_TOKEN.finditer(raw):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif c in "]}":
+            depth -= 1
+    return True
+
+
+def parse_json(raw: str, limits: Limits) -> Any:
+    if not json_depth_ok(raw, limits.max_json_depth):
+        raise InputError(f"JSON nested more than {limits.max_json_depth} levels deep")
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
+
+
+def _json_records(path: Path, raw: str, limits: Limits) -> Iterator[Article | IngestFailure]:
+    where = shown(path)
+    try:
+        if len(raw) > limits.max_record_bytes and not raw.lstrip().startswith("["):
+            raise InputError(f"the record is {len(raw):,} characters; the limit is "
+                             f"{limits.max_record_bytes:,}")
+        data = parse_json(raw, limits)
     except json.JSONDecodeError as e:
-        yield IngestFailure(str(path), f"invalid JSON ({e.msg} at line {e.lineno})")
+        yield IngestFailure(where, f"invalid JSON ({e.msg} at line {e.lineno})")
+        return
+    except InputError as e:
+        yield IngestFailure(where, str(e))
         return
     records = data if isinstance(data, list) else [data]
     for i, record in enumerate(records):
-        where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+        at = f"{where}[{i}]" if isinstance(data, list) else where
         try:
-            yield from_record(record, where)
+            yield from_record(record, at)
         except InputError as e:
-            yield IngestFailure(where, str(e))
+            yield IngestFailure(at, str(e))
+
+
+def _jsonl_records(path: Path, encoding: str, limits: Limits
+                   ) -> Iterator[Article | IngestFailure]:
+    """JSONL read line by line (a .gz decompressed as it goes): memory stays at one record,
+    an over-long line is skipped without being held, and the whole stream is capped."""
+    where, total, cap = shown(path), 0, limits.max_record_bytes
+    with _Regular(path) as stream:
+        lineno = records = 0
+        while True:
+            line = stream.readline(cap + 1)
+            if not line:
+                if not records:
+                    yield IngestFailure(where, "empty file")
+                return
+            lineno += 1
+            records += bool(line.strip())
+            total += len(line)
+            if len(line) > cap and not line.endswith(b"\n"):
+                skipped = _skip_line(stream)
+                total += skipped
+                yield IngestFailure(f"{where}:{lineno}", f"the record is over the {cap:,}-byte"
+                                                         " limit")
+            elif line.strip():
+                try:
+                    text = decode(line, where, encoding).strip("\n")
+                except InputError as e:
+                    yield IngestFailure(f"{where}:{lineno}", str(e))
+                else:
+                    yield _record(text, f"{where}:{lineno}", limits)
+            if total > limits.max_stream_bytes:
+                yield IngestFailure(where, f"stopped after {limits.max_stream_bytes:,} bytes "
+                                           "(the limit for one file)")
+                return
+
+
+def _skip_line(stream) -> int:
+    skipped = 0
+    while True:
+        part = stream.readline(1 << 20)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
+
+
+def _record(line: str, where: str, limits: Limits) -> Article | IngestFailure:
+    """One JSONL line; whatever is wrong with it is that line's failure, never the run's."""
+    try:
+        if len(line) > limits.max_record_bytes:
+            raise InputError(f"the record is {len(line):,} characters; the limit is "
+                             f"{limits.max_record_bytes:,}")
+        return from_record(parse_json(line, limits), where)
+    except json.JSONDecodeError as e:
+        return IngestFailure(where, f"invalid JSON ({e.msg} at column {e.colno})")
+    except InputError as e:
+        return IngestFailure(where, str(e))
 
 
 def _suffix(path: Path) -> str:
@@ -318,52 +452,111 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def load_file(path: Path, encoding: str = "utf-8") -> Iterator[Article | IngestFailure]:
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+class _Regular:
+    """A regular file opened for reading (a .gz: decompressed as read); anything else is
+    refused before it is opened, so a FIFO can't hang the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            st = path.stat()  # follows symlinks: a FIFO behind a link is refused too
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{_kind(st.st_mode)}, not a regular file; only files and "
+                             "directories are read")
+        self.size = st.st_size
+
+    def __enter__(self):
+        # O_NONBLOCK: should the file be swapped for a FIFO after the check, open() can't hang.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._raw = os.fdopen(fd, "rb")
+        if self.path.name.lower().endswith(".gz"):
+            return gzip.GzipFile(fileobj=self._raw)
+        return self._raw
+
+    def __exit__(self, *exc) -> None:
+        self._raw.close()
+
+
+def read_limited(path: Path, limits: Limits) -> bytes:
+    """The file's bytes (a .gz decompressed), refusing anything but a regular file, and any
+    file (or decompressed stream) over the size limit, while reading: neither /dev/zero nor a
+    gzip bomb is ever held in memory."""
+    cap = limits.max_file_bytes
+    gz = path.name.lower().endswith(".gz")
+    regular = _Regular(path)
+    if regular.size > cap and not gz:
+        raise InputError(f"the file is {regular.size:,} bytes; the limit is {cap:,}")
+    with regular as stream:
+        data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise InputError(f"{'decompressed, it' if gz else 'it'} is over the {cap:,}-byte "
+                         "limit")
+    return data
+
+
+def load_file(path: Path, encoding: str = "utf-8",
+              limits: Limits = DEFAULT_LIMITS) -> Iterator[Article | IngestFailure]:
     suffix = _suffix(path)
+    where = shown(path)
     try:
-        data = path.read_bytes()
-        if suffix.endswith(".gz"):
-            data = gzip.decompress(data)
-        if not data.strip():
-            raise InputError("empty file")
-        raw = decode(data, str(path), encoding)
-        if suffix in JSON_SUFFIXES:
-            yield from _json_records(path, raw)
-        elif suffix in HTML_SUFFIXES:
-            yield load_html(path, raw)
-        elif suffix in TEXT_SUFFIXES:
-            yield load_text(path, raw)
-        else:
+        _Regular(path)  # a device or a FIFO is named as such, whatever its name says
+        if suffix not in SUPPORTED:
             raise InputError(f"unsupported file type {suffix or '(none)'}; use one of "
                              + ", ".join(SUPPORTED))
+        if suffix in (".jsonl", ".jsonl.gz"):
+            yield from _jsonl_records(path, encoding, limits)
+            return
+        data = read_limited(path, limits)
+        if not data.strip():
+            raise InputError("empty file")
+        raw = decode(data, where, encoding)
+        if suffix in JSON_SUFFIXES:
+            yield from _json_records(path, raw, limits)
+        elif suffix in HTML_SUFFIXES:
+            yield load_html(path, raw)
+        else:
+            yield load_text(path, raw)
     except InputError as e:
-        yield IngestFailure(str(path), str(e))
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        yield IngestFailure(str(path), f"cannot read: {getattr(e, 'strerror', None) or e}")
+        yield IngestFailure(where, str(e))
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        yield IngestFailure(where, f"cannot read: {getattr(e, 'strerror', None) or e}")
 
 
 def iter_articles(
-    paths: Iterable[str | os.PathLike[str]], encoding: str = "utf-8"
+    paths: Iterable[str | os.PathLike[str]], encoding: str = "utf-8",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[Article | IngestFailure]:
-    """Articles from files and directories (recursively, supported types only, sorted)."""
+    """Articles from files and directories (recursively, supported types only, sorted).
+    Only regular files are read: FIFOs, devices and sockets are refused, named or linked."""
     for p in paths:
         path = Path(p)
         if path.is_dir():
             try:
                 found = sorted(
                     f for f in path.rglob("*")
-                    if (f.is_file() or f.is_symlink()) and _suffix(f) in SUPPORTED
+                    if _suffix(f) in SUPPORTED and not f.is_dir()
                     and not any(part.startswith(".") for part in f.relative_to(path).parts)
                 )
             except OSError as e:
-                yield IngestFailure(str(path), f"cannot list directory: {e.strerror or e}")
+                yield IngestFailure(shown(path), f"cannot list directory: {e.strerror or e}")
                 continue
             for f in found:
-                yield from load_file(f, encoding)
+                yield from load_file(f, encoding, limits)
         elif path.exists() or path.is_symlink():
-            yield from load_file(path, encoding)
+            yield from load_file(path, encoding, limits)
         else:
-            yield IngestFailure(str(path), "no such file or directory")
+            yield IngestFailure(shown(path), "no such file or directory")
 
 
 MIN_PAGE_TEXT = 80
@@ -371,6 +564,32 @@ MIN_PAGE_TEXT = 80
 
 def is_url(text: str) -> bool:
     return "://" in str(text)[:12]
+
+
+def is_http_url(text: str) -> bool:
+    """An http(s) URL with a host: the only thing a Discord user may ask to fetch."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return ""
+
+
+def same_site(url: str, fetched: str) -> bool:
+    """``url``'s host is the fetched host or a subdomain of it."""
+    host, base = host_of(url), host_of(fetched)
+    return bool(host and base) and (host == base or host.endswith("." + base))
 
 
 def load_url(url: str, *, allow_private: bool, timeout_s: float, max_bytes: int,
@@ -384,6 +603,12 @@ def load_url(url: str, *, allow_private: bool, timeout_s: float, max_bytes: int,
     if len(article.text.strip()) < MIN_PAGE_TEXT:  # a menu or a cookie wall, not an article
         raise InputError(f"no article text found on the page (only "
                          f"{len(article.text.strip())} characters)")
-    if article.url != page.url:  # a canonical URL names the article better than the one asked
-        article.id = url_id(article.url)
+    if article.url != page.url:
+        if same_site(article.url, page.url):
+            # A canonical URL on the same site names the article better than the one asked.
+            article.id = url_id(article.url)
+        else:
+            # A page may not claim another site's URL or name: it would replace that site's
+            # article and be shown as it.
+            article.url, article.source = page.url, host_of(page.url)
     return article

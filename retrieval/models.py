@@ -106,6 +106,18 @@ class Citation:
 
 
 @dataclass(slots=True)
+class ShortAnswer:
+    """The exact span of citation [1] that answers the question:
+    ``article.text[start:end] == text``."""
+
+    text: str
+    article_id: str
+    start: int
+    end: int
+    confidence: float = 0.0
+
+
+@dataclass(slots=True)
 class ClaimCheck:
     """One sentence of a generated answer and whether its cited sentences bear it out."""
 
@@ -129,6 +141,8 @@ class Answer:
     generator: str = "extractive"  # or "llm:MODEL" when a verified LLM answer is given
     note: str = ""  # e.g. why the LLM answer was not used
     verification: list[ClaimCheck] = field(default_factory=list)
+    short_answer: ShortAnswer | None = None  # None when the reader is not confident of one
+    reader: str = ""  # "" for the heuristic scorer, else the reader's name and precision
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` shape; the CLI contract depends on these keys."""
@@ -143,6 +157,9 @@ class Answer:
             "generator": self.generator,
             "note": self.note,
             "verification": [asdict(c) for c in self.verification],
+            "short_answer": ({k: v for k, v in asdict(self.short_answer).items()
+                              if k != "confidence"} if self.short_answer else None),
+            "reader": self.reader,
         }
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from retrieval.embed import Embedder
     from retrieval.followup import Turn
     from retrieval.lexical import LexicalIndex
+    from retrieval.read import Reader
     from retrieval.store import VectorStore
 
 Progress = Callable[[int], None]
@@ -38,7 +39,8 @@ def check_date(value: str | None, name: str) -> str | None:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise QuestionError(f"{name} must be a date like 2022-01-27, not {value!r}") from None
+        shown = value if len(value) <= 40 else value[:40] + "\u2026"
+        raise QuestionError(f"{name} must be a date like 2022-01-27, not {shown!r}") from None
 
 
 class Newsbot:
@@ -82,6 +84,13 @@ class Newsbot:
         return LexicalIndex(self.catalog, self.data_dir / "bm25")
 
     @cached_property
+    def reader(self) -> Reader | None:
+        """The trained reader (NEWSBOT_READER), or None for the heuristic scorer alone."""
+        from retrieval.read import load_reader
+
+        return load_reader(self.settings.reader, self.settings.device)
+
+    @cached_property
     def chat_model(self) -> Any:
         """The configured LLM (a LangChain chat model), or None: extractive answers only."""
         from retrieval.llm import make_chat_model
@@ -90,7 +99,7 @@ class Newsbot:
 
     def warm(self) -> None:
         """Load the model, open the store and build BM25 now rather than on the first question."""
-        _ = self.embedder, self.vectors, self.chat_model
+        _ = self.embedder, self.vectors, self.chat_model, self.reader
         self.lexical.index()
 
     def close(self) -> None:
@@ -128,7 +137,9 @@ class Newsbot:
                 article, sentences = loaded
                 chunks = self.catalog.chunks_of(library, article_id)
                 vecs = self._embed_and_store(library, [(article, sentences, chunks)])
-                self.catalog.mark_ready(library, [article_id], vecs)
+                replaced = self.catalog.others_with_url(library, article.url, article_id)
+                self.catalog.mark_ready(library, [article_id], vecs, replaced)
+                self.vectors.delete(library, replaced)
 
     def _embed_and_store(
         self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]]
@@ -148,27 +159,51 @@ class Newsbot:
         self.vectors.add(library, batch)
         return by_article
 
-    def _write_batch(self, library: str, batch: list[Article], report: IngestReport) -> None:
+    def _write_batch(self, library: str, batch: list[Article], report: IngestReport,
+                     claimed: dict[str, str]) -> None:
+        """Write one batch. Every check that can refuse an article runs before anything is
+        written, so a refused new version leaves the stored one as it was. ``claimed`` maps
+        the URLs of this ingest run to the article that claimed each first."""
+        from retrieval.ingest import host_of, is_url
         from retrieval.split import make_chunks, split_sentences
 
         s = self.settings
         by_id = {a.id: a for a in batch}  # a later record with the same id wins
         items, replaced = [], []
         for a in by_id.values():
+            where = a.origin or a.id
             state = self.catalog.state(library, a.id)
             if state == (a.content_hash(), "ready"):
                 report.unchanged += 1
                 continue
+            first = claimed.setdefault(a.url, a.id) if a.url else a.id
+            # Stored under this URL with another id, and not itself rewritten in this batch.
             same_url = self.catalog.id_for_url(library, a.url)
-            if same_url and same_url != a.id:
-                replaced.append(same_url)
+            if same_url in (a.id, *by_id):
+                same_url = None
+            kept = "; kept the previous version" if state or same_url else ""
+            if first != a.id:
+                report.failed.append(IngestFailure(
+                    where, f"same URL as article {first} in this ingest; kept {first}"))
+                continue
+            foreign = [old for old in (a.id if state else None, same_url) if old
+                       and is_url(self.catalog.origin_of(library, old)) and is_url(a.origin)
+                       and host_of(self.catalog.origin_of(library, old)) != host_of(a.origin)]
+            if foreign:
+                report.failed.append(IngestFailure(
+                    where, f"would replace article {foreign[0]}, which came from "
+                    f"{host_of(self.catalog.origin_of(library, foreign[0]))}; a page never "
+                    f"replaces another site's article{kept}"))
+                continue
             sentences = split_sentences(a.id, a.text, a.body_start, s.max_sentence_chars)
             if not sentences:
-                report.failed.append(IngestFailure(a.origin or a.id, "no sentences found"))
+                report.failed.append(IngestFailure(where, f"no sentences found{kept}"))
                 continue
             chunks = make_chunks(a.id, a.text, sentences, s.chunk_sentences, s.chunk_overlap)
             items.append((a, sentences, chunks))
-            if state or (same_url and same_url != a.id):
+            if same_url:
+                replaced.append(same_url)
+            if state or same_url:
                 report.updated += 1
             else:
                 report.added += 1
@@ -177,11 +212,13 @@ class Newsbot:
         if not items:
             return
         ids = [a.id for a, _, _ in items]
-        self.catalog.write_pending(library, items, replaced)
-        self.vectors.delete(library, ids + replaced)
+        self.catalog.write_pending(library, items)
+        self.vectors.delete(library, ids)  # pending, so not visible: chunk counts may shrink
         vecs = self._embed_and_store(library, items)
-        self.catalog.delete(library, replaced)
-        self.catalog.mark_ready(library, ids, vecs)
+        self.catalog.mark_ready(library, ids, vecs, replaced)
+        # Only now are the replaced articles gone from the catalog; their vectors follow (a
+        # crash in between leaves vectors that no search shows: they match no ready article).
+        self.vectors.delete(library, replaced)
 
     def ingest_articles(
         self, articles: Iterable[Article | IngestFailure], library: str = GLOBAL,
@@ -190,6 +227,7 @@ class Newsbot:
         library = check_library(library)
         report = IngestReport()
         started = time.perf_counter()
+        claimed: dict[str, str] = {}
         with self._writer():
             batch: list[Article] = []
             for item in articles:
@@ -198,12 +236,12 @@ class Newsbot:
                     continue
                 batch.append(item)
                 if len(batch) >= self.settings.ingest_batch:
-                    self._write_batch(library, batch, report)
+                    self._write_batch(library, batch, report, claimed)
                     if progress:
                         progress(len(batch))
                     batch = []
             if batch:
-                self._write_batch(library, batch, report)
+                self._write_batch(library, batch, report, claimed)
                 if progress:
                     progress(len(batch))
         if report.added or report.updated:
@@ -224,11 +262,12 @@ class Newsbot:
         urls = [str(p) for p in paths if is_url(str(p))]
         files = [p for p in paths if not is_url(str(p))]
         allow = self.settings.allow_private_urls if allow_private is None else allow_private
+        # Pages are fetched before the write lock is taken: a slow server never holds it.
+        fetched = [self.fetch_article(url, allow) for url in urls]
 
         def items() -> Iterator[Article | IngestFailure]:
             yield from iter_articles(files, encoding)
-            for url in urls:
-                yield self.fetch_article(url, allow)
+            yield from fetched
 
         return self.ingest_articles(items(), library, progress)
 
@@ -267,7 +306,7 @@ class Newsbot:
         self, question: str, libraries: list[str] | None = None, source: str | None = None,
         since: str | None = None, until: str | None = None, k: int | None = None, *,
         depth: int | None = None, mode: str = "hybrid", as_of: str | None = None,
-        llm: bool = True, on_text: Callable[[str], None] | None = None,
+        llm: bool = True, on_text: Callable[[str], None] | None = None, reader: bool = True,
     ) -> Answer:
         """Answer from the top ``k`` passages (``depth`` are returned, for evaluation). With
         ``as_of``, the question is asked as on that date: later articles are left out. When an
@@ -301,11 +340,26 @@ class Newsbot:
         t = time.perf_counter()
         ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
                                   self.catalog, self.vectors, ref)
-        citations = select(ranked, self.settings.abstain_below, self.settings.max_citations)
-        timings["cite_ms"] = (time.perf_counter() - t) * 1000
+        threshold = self.settings.abstain_below
+        rd = self.reader if reader else None
+        if rd is not None:
+            timings["cite_ms"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            ranked = rd.rerank(q, ranked, self._previous_sentences(ranked[: rd.candidates]))
+            threshold = self.settings.reader_abstain_below
+            if threshold is None:
+                threshold = rd.threshold
+            timings["read_ms"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+        citations = select(ranked, threshold, self.settings.max_citations)
+        timings["cite_ms"] = timings.get("cite_ms", 0.0) + (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         answer.score = best_relevance(ranked)
+        if rd is not None:
+            answer.reader = f"reader ({rd.dtype})"
+            if citations:
+                answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score)
         # The LLM is asked only when the extractive answer found support: where the articles
         # don't say, no model gets the chance to guess.
         if llm and self.chat_model is not None and not answer.abstained:
@@ -325,6 +379,13 @@ class Newsbot:
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
         return answer
+
+    def _previous_sentences(self, cands: list) -> dict[tuple[str, str, int], str]:
+        """The sentence before each candidate: the reader's context, so that "he said" in the
+        candidate is read as whoever the sentence before names."""
+        wanted = {(c.library, c.article_id, c.index - 1) for c in cands if c.index > 0}
+        texts = self.catalog.sentence_texts(wanted)
+        return {(lib, aid, idx + 1): text for (lib, aid, idx), text in texts.items()}
 
     def standalone(self, question: str, history: list[Turn]) -> tuple[str, str]:
         """A follow-up rewritten into a standalone question from the conversation's turns."""
@@ -347,6 +408,17 @@ class Newsbot:
             raise NewsbotError(
                 f"no articles stored in {', '.join(libraries)} under {self.data_dir}; "
                 "add some with `newsbot ingest PATH`")
+
+
+def _short_answer(rd: Reader, question: str, citation, probability: float):
+    """The span of citation [1] that answers, in article offsets; None when unsure."""
+    from retrieval.models import ShortAnswer
+
+    span = rd.short_answer(question, citation.quote, probability)
+    if span is None:
+        return None
+    return ShortAnswer(span.text, citation.article_id, citation.start + span.start,
+                       citation.start + span.end, round(span.confidence, 4))
 
 
 def _scope(f) -> str:

@@ -46,7 +46,13 @@ def extra_settings() -> dict:
 
 
 @pytest.fixture
-async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
+def extra_guilds() -> list[int]:
+    """More guilds for a test class (besides GUILD_A and GUILD_B)."""
+    return []
+
+
+@pytest.fixture
+async def discord_env(tmp_path, embedder, monkeypatch, extra_settings, extra_guilds):
     from bot.app import make_bot
     from bot.run import point_at
     from newsbot.settings import Settings
@@ -56,6 +62,8 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
     await fake.start()
     fake.add_guild(GUILD_A, "Newsroom A", roles=[EDITOR_ROLE])
     fake.add_guild(GUILD_B, "Newsroom B")
+    for gid in extra_guilds:
+        fake.add_guild(gid, f"Newsroom {gid}")
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
                         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
@@ -64,7 +72,8 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings):
     errors = ErrorLog()
     for name in ("discord", "newsbot"):
         logging.getLogger(name).addHandler(errors)
-    settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=f"{GUILD_A},{GUILD_B}",
+    guilds = ",".join(str(g) for g in (GUILD_A, GUILD_B, *extra_guilds))
+    settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=guilds,
                         cooldown_s=0, admin_role="editors", **extra_settings)
     core = Newsbot(settings)
     core.__dict__["embedder"] = embedder
@@ -596,3 +605,78 @@ class TestSharded:
                                            guild_id=GUILD_A)
         msg = await answered(discord_env, i)
         assert LAMBRECHT in msg["embeds"][0]["fields"][0]["value"]
+
+
+# -- issue 11: no local paths from Discord, no frozen bot, replies within limits ----------------
+async def test_ingest_url_never_reads_a_local_path(discord_env, tmp_path):
+    notes = tmp_path / "notes" / "operator-notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("Operator notes\nThe staging password is hunter2 and the backup is weekly.\n")
+    fake = discord_env.fake
+    before = discord_env.core.catalog.counts()
+    replies = []
+    for value in (str(notes), str(tmp_path / "notes" / "missing.txt"), "/dev/zero",
+                  f"file://{notes}", "notes/operator-notes.txt"):
+        i = await fake.command("ingest", {"url": value}, guild_id=GUILD_A, admin=True)
+        replies.append(await reply_text(discord_env, i))
+    # One refusal for all: the reply never tells whether a path exists.
+    assert set(replies) == {"`url` must be an http or https address, such as "
+                            "https://example.com/story."}
+    assert discord_env.core.catalog.counts() == before
+    art = await fake.command("article", {"id": "operator-notes"}, guild_id=GUILD_A)
+    assert "No article with id" in await reply_text(discord_env, art)
+
+
+def slow_upload(n: int) -> bytes:
+    """An article of ~160 sentences: a few seconds of embedding on two cores."""
+    lines = [f"Harbour report {n}", f"Kiel. March {n % 28 + 1}. NEWSBOT SAMPLE WIRE - "]
+    lines += [f"Ferry number {k} of fleet {n} left the harbour at {k % 12 + 1} o'clock with "
+              f"{k * 3 + n} passengers aboard." for k in range(160)]
+    return "\n".join(lines).encode()
+
+
+class TestWritesNeverFreezeTheBot:
+    @pytest.fixture
+    def extra_guilds(self):
+        return [2001, 2002, 2003, 2004, 2005]
+
+    async def test_six_slow_writes_leave_other_guilds_answered(self, discord_env):
+        fake = discord_env.fake
+        writers = []
+        for n, gid in enumerate((GUILD_A, 2001, 2002, 2003, 2004, 2005)):
+            att = fake.upload(f"report-{n}.txt", slow_upload(n), "text/plain")
+            writers.append(await fake.command("ingest", {"file": att["id"]}, guild_id=gid,
+                                              admin=True,
+                                              resolved={"attachments": {att["id"]: att}}))
+        # A second write from a server that already has one: told at once, not queued.
+        att = fake.upload("again.txt", slow_upload(9), "text/plain")
+        again = await fake.command("ingest", {"file": att["id"]}, guild_id=GUILD_A, admin=True,
+                                   resolved={"attachments": {att["id"]: att}})
+        sources = await fake.command("sources", guild_id=GUILD_B)
+        ask = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_B,
+                                 uid=77)
+        remove = await fake.command("remove", {"id": "nothing-here"}, guild_id=GUILD_B,
+                                    admin=True)
+        await fake.wait(lambda: sources.callback is not None, 3, "/sources")
+        assert sources.callback["type"] == 4 and sources.acked_at - sources.created < 3
+        answer = await answered(discord_env, ask, 30)
+        assert LAMBRECHT in answer["embeds"][0]["fields"][0]["value"]
+        # Questions were answered while the writes were still queued behind each other.
+        assert sum(1 for w in writers if w.followups) < len(writers)
+        assert "already has an ingest or removal running" in await reply_text(discord_env,
+                                                                              again)
+        await fake.wait(lambda: all(w.followups for w in writers) and remove.followups, 240,
+                        "every write")
+        assert all(w.defer_s < 3 for w in (*writers, remove)), [w.defer_s for w in writers]
+        assert all("added 1" in w.followups[0]["content"] for w in writers)
+        assert "has no article" in remove.followups[0]["content"]
+        assert [e for e in fake.errors if e[2]["code"] == 10062] == []
+
+
+async def test_a_huge_since_gets_a_reply_within_discords_limits(discord_env):
+    fake = discord_env.fake
+    i = await fake.command("ask", {"question": "sanctions?", "since": "9" * 3000},
+                           guild_id=GUILD_A)
+    text = await reply_text(discord_env, i)
+    assert text.startswith("since must be a date like 2022-01-27") and len(text) <= 2000
+    assert i.callback["data"]["flags"] & 64

@@ -61,9 +61,10 @@ def test_eval_end_to_end_on_the_samples(tmp_path, capsys):
                  "--out", str(out), "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| hybrid |" in printed and "| dense |" in printed and "| bm25 |" in printed
+    for config in ("reader", "heuristic", "dense", "bm25"):
+        assert f"| {config} |" in printed
     rows = {json.loads(x)["id"]: json.loads(x) for x in
-            (out / "questions" / "hybrid.jsonl").read_text().splitlines()}
+            (out / "questions" / "reader.jsonl").read_text().splitlines()}
     assert rows["s1"]["held_by"] == 1 and rows["s1"]["cause"] == "supported"
     assert rows["s4"]["abstained"] and rows["s4"]["passage_rank"] is None
     # Asked as of 2022-01-30, the March sanctions article does not exist yet.
@@ -72,12 +73,12 @@ def test_eval_end_to_end_on_the_samples(tmp_path, capsys):
     m = metrics([QuestionResult(**{k: v for k, v in r.items() if k != "cause"})
                  for r in rows.values()])
     report = (out / "report.md").read_text()
-    assert f"| hybrid | {m.supported_at_1:.3f} | {m.supported_at_3:.3f} |" in report
+    assert f"| reader | {m.supported_at_1:.3f} | {m.supported_at_3:.3f} |" in report
     assert "abstention, other articles only" in report
     for png in ("recall_at_k.png", "latency.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     negatives = [json.loads(x) for x in
-                 (out / "questions" / "hybrid-negative.jsonl").read_text().splitlines()]
+                 (out / "questions" / "reader-negative.jsonl").read_text().splitlines()]
     assert all(r["abstained"] for r in negatives)
 
 

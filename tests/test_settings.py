@@ -25,7 +25,7 @@ def test_every_setting_is_documented_in_env_example():
 def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("NEWSBOT_TOP_K=7\nNEWSBOT_LIBRARY=newsroom\n"
                                    "DISCORD_TOKEN=abc.def\n")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path))  # the data dir's .env
     monkeypatch.setenv("NEWSBOT_TOP_K", "9")
     s = load_settings()
     assert (s.top_k, s.library) == (9, "newsroom")
@@ -50,3 +50,23 @@ def test_invalid_values_name_the_variable(monkeypatch):
 def test_default_data_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert load_settings().data_dir == tmp_path / "newsbot"
+
+
+def test_dotenv_in_the_current_directory_is_not_read(tmp_path, monkeypatch):
+    """Running newsbot in a folder someone else controls must not reconfigure it."""
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / ".env").write_text("NEWSBOT_ALLOW_PRIVATE_URLS=1\n"
+                                           f"NEWSBOT_DATA_DIR={tmp_path / 'elsewhere'}\n"
+                                           "CHROMA_HOST=attacker.example\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    s = load_settings()
+    assert (s.allow_private_urls, s.chroma_host) == (False, "")
+    assert s.data_dir == tmp_path / "data"
+    # Asked for explicitly, by variable or by --env-file, it is read.
+    monkeypatch.setenv("NEWSBOT_ENV_FILE", str(tmp_path / "cwd" / ".env"))
+    assert load_settings().allow_private_urls is True
+    monkeypatch.delenv("NEWSBOT_ENV_FILE")
+    assert load_settings(env=tmp_path / "cwd" / ".env").chroma_host == "attacker.example"
+    with pytest.raises(NewsbotError, match="does not exist"):
+        load_settings(env=tmp_path / "missing.env")

@@ -19,6 +19,7 @@ class Route:
     last_modified: str = ""
     location: str = ""  # a redirect
     declare_length: bool = True  # False: chunked, with no Content-Length
+    trickle_s: float = 0.0  # send the body a byte at a time, this long apart
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -56,7 +57,14 @@ class WebStub(LocalServer):
                     if v:
                         self.send_header(k, v)
                 try:
-                    if r.declare_length:
+                    if r.trickle_s:
+                        self.send_header("Content-Length", str(len(r.body)))
+                        self.end_headers()
+                        for i in range(len(r.body)):
+                            self.wfile.write(r.body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(r.trickle_s)
+                    elif r.declare_length:
                         self.send_header("Content-Length", str(len(r.body)))
                         self.end_headers()
                         self.wfile.write(r.body)
