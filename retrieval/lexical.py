@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from array import array
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from retrieval.tokens import tokens
 _FORMAT = 2
 K1, B = 0.9, 0.5
 _BLOCK = 200_000  # chunks whose (term, chunk) pairs are counted together while building
+STALE_BUILD_S = 3600.0  # a crashed build's leftovers older than this are removed
 _KEEP = 2  # builds kept: the live one and the one before, which a reader may still be opening
 _ARRAYS = ("indptr", "docs", "weights", "chunk_article", "chunk_index")
 
@@ -213,6 +215,15 @@ class LexicalIndex:
                         key=lambda p: p.stat().st_mtime, reverse=True)
         for old in [p for p in builds if p.name != current][_KEEP - 1:]:
             shutil.rmtree(old, ignore_errors=True)  # mapped files stay readable until unmapped
+        # What a build that died mid-save left (up to ~0.85 GB at 100k articles). A build takes
+        # under a minute even at 100k, so anything this old belongs to no running build.
+        stale = time.time() - STALE_BUILD_S
+        for left in self.root.iterdir():
+            if left.name.startswith((".tmp-", ".CURRENT-")) and left.stat().st_mtime < stale:
+                if left.is_dir():
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    left.unlink(missing_ok=True)
         legacy = self.root.parent / "bm25.pkl"  # the single-pickle index of earlier versions
         legacy.unlink(missing_ok=True)
 

@@ -108,6 +108,29 @@ def test_old_builds_are_pruned_and_the_old_pickle_removed(make_bot, tmp_path):
     assert not legacy.exists()
 
 
+def test_leftovers_of_a_crashed_build_are_pruned_once_stale(make_bot, tmp_path):
+    """A build killed mid-save leaves .tmp-* (and maybe a .CURRENT-* pointer); the next build
+    removes those older than any running build could be, and leaves a fresh one alone."""
+    import os
+    import time
+
+    nb = make_bot()
+    nb.ingest([write(tmp_path / "a.txt", "Ferry news\nThe Kiel ferry crews struck again.")])
+    root = nb.data_dir / "bm25"
+    old_tmp, old_ptr = root / ".tmp-g1-dead", root / ".CURRENT-g1-dead"
+    fresh = root / ".tmp-g9-live"
+    old_tmp.mkdir()
+    (old_tmp / "docs.npy").write_bytes(b"x" * 1000)
+    old_ptr.write_text("g1-dead")
+    fresh.mkdir()
+    long_ago = time.time() - 2 * 3600
+    for p in (old_tmp, old_ptr):
+        os.utime(p, (long_ago, long_ago))
+    nb.ingest([write(tmp_path / "b.txt", "More news\nThe harbour reopened on Monday.")])
+    assert not old_tmp.exists() and not old_ptr.exists()
+    assert fresh.exists()  # may belong to a build still running in another process
+
+
 def test_an_unwritable_index_folder_still_serves_from_memory(make_bot):
     nb = make_bot()
     nb.data_dir.mkdir(parents=True, exist_ok=True)
