@@ -273,7 +273,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     details = out / "questions"  # quotes article text: keep it out of version control
     details.mkdir(parents=True, exist_ok=True)
-    configs = [args.config] if args.config else list(ev.CONFIGS)
+    configs = list(dict.fromkeys(args.config)) if args.config else list(ev.CONFIGS)
     results: dict[str, list] = {}
     bar, progress = _progress(args.quiet)
     for name in configs:
@@ -323,7 +323,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
                            "data, see README \"The reader\")")
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
                   limit=args.limit or None, max_steps=args.max_steps or None,
-                  dev=not args.no_dev)
+                  dev=not args.no_dev, cache=Path(args.cache) if args.cache else None)
     _print_json(figures)
     return 0
 
@@ -402,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="eval-out", metavar="DIR",
                    help="where report.md and charts go; per-question JSONL goes to "
                         "DIR/questions/")
-    s.add_argument("--config", choices=["reader", "heuristic", "dense", "bm25"],
-                   help="only this configuration (default: all)")
+    s.add_argument("--config", choices=["reader", "heuristic", "dense", "bm25"], nargs="+",
+                   help="only these configurations (default: all); the first is the one the "
+                        "targets and the answer-absent run use")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_eval)
 
@@ -419,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, metavar="N", help="first N questions only")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
+    s.add_argument("--cache", metavar="DIR",
+                   help="keep the labelled candidates here, so a rerun skips building them")
     s.set_defaults(func=cmd_train_reader)
 
     s = sub.add_parser("feeds", parents=[common, lib], help="RSS and Atom feeds to follow")

@@ -62,9 +62,12 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
     abstain_below: float = Field(0.51, ge=0.0, le=2.0)  # the heuristic scorer's; README
-    # The trained reader: empty = the one shipped in the package, a path = another one,
-    # "none" = the heuristic scorer alone (README, "The reader").
+    # The trained reader: "none" = the hand-weighted scorer (the default until a reader that
+    # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
+    # shipped in the package (README, "The reader").
     reader: str = "none"
+    # auto: bf16 on CPUs with native bf16 (AMX), int8 on other CPUs, fp16 on CUDA.
+    reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
     # Abstain when the reader's probability for the best sentence is below this; empty = the
     # value calibrated with the reader (README, "Abstention").
     reader_abstain_below: float | None = Field(None, ge=0.0, le=1.0)

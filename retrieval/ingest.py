@@ -128,8 +128,13 @@ def check_published(value: Any) -> dt.date | None:
     if not isinstance(value, str):
         raise InputError(f"'published' must be a date like 2022-01-27, not {type(value).__name__}")
     day = parse_date(value)
-    if day is None:
-        raise InputError(f"'published' is not a date: {value[:40]!r}")
+    if day is None:  # "Thu, 27 Jan 2022 10:00:00 GMT", as feeds and mail write dates
+        from email.utils import parsedate_to_datetime
+
+        try:
+            day = parsedate_to_datetime(value).date()
+        except (TypeError, ValueError, IndexError):
+            raise InputError(f"'published' is not a date: {value[:40]!r}") from None
     return day
 
 

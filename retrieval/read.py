@@ -16,6 +16,7 @@ import json
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 SHIPPED = Path(__file__).resolve().parent / "reader"
 MAX_LENGTH = 128  # tokens of question + sentence + context; longer inputs are cut from context
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "reader.json"
 
@@ -45,7 +47,7 @@ def pair_text(sentence: str, title: str, previous: str) -> str:
 
 # -- short answers: spans of the cited sentence that can answer a question ---------------------
 _CAP_RUN = r"(?:[A-Z][\w.'\u2019&-]*|\d[\d,.]*)(?:\s+(?:of|for|the|and|de|von|al|bin)\s+" \
-           r"[A-Z][\w.'\u2019&-]*|\s+[A-Z][\w.'\u2019&-]*)*"
+           r"[A-Z][\w.'\u2019&-]*|\s+[A-Z][\w.'\u2019&-]*|\s+\d[\d,.]*)*"
 _NUMBER = (r"(?:[$\u00a3\u20ac]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|per cent|"
            r"million|billion|trillion|thousand|hundred))?"
            r"(?:\s(?:[a-z]+-)?[a-z]+)?")
@@ -70,41 +72,105 @@ def question_type(question: str) -> str:
     return "other"
 
 
+_JOINERS = {"of", "for", "the", "and", "de", "von", "al", "bin", "la", "le", "du", "van", "der"}
+_TITLES = {"mr", "mrs", "ms", "dr", "gov", "sen", "rep", "gen", "president", "prime", "minister",
+           "secretary", "king", "queen", "prince", "pope", "judge", "justice", "in", "the", "a",
+           "on", "at", "by", "after", "before", "since", "during", "when", "while", "but", "and",
+           "it", "he", "she", "they", "we", "this", "that", "st", "lt", "col", "capt", "sgt"}
+MAX_SPAN_WORDS = 5
+
+
 def candidate_spans(sentence: str) -> list[tuple[int, int, str]]:
-    """(start, end, kind) of names, numbers and dates in a sentence, longest first at each
-    start, overlapping allowed: the span model picks one."""
+    """(start, end, kind) of names, numbers and dates in a sentence: every run of capitalised
+    words and each of its shorter pieces ("Gov. Gavin Newsom" gives "Gavin Newsom" too;
+    "Estonia and Finland" gives each), and numbers with and without their unit. The span
+    model picks one."""
     out: dict[tuple[int, int], str] = {}
-    for kind, pat in _SPAN_PATTERNS:
+    for m in re.finditer(_CAP_RUN, sentence):
+        words = [(w.start() + m.start(), w.end() + m.start())
+                 for w in re.finditer(r"\S+", m.group())]
+        for i in range(len(words)):
+            for j in range(i, min(len(words), i + MAX_SPAN_WORDS)):
+                first = sentence[words[i][0]:words[i][1]].lower()
+                last = sentence[words[j][0]:words[j][1]].lower()
+                if first in _JOINERS or last in _JOINERS:
+                    continue
+                _add(out, sentence, words[i][0], words[j][1], "name")
+    for kind, pat in _SPAN_PATTERNS[1:]:
         for m in pat.finditer(sentence):
-            s, e = m.start(), m.end()
-            text = sentence[s:e].rstrip(".,;:'\u2019")
-            e = s + len(text)
-            if e <= s or (kind == "name" and s == 0 and " " not in text and len(text) < 4):
-                continue
-            if kind == "name" and any(text.startswith(mo) for mo in _MONTHS):
-                kind = "date"
-            out.setdefault((s, e), kind)
-            if kind == "number":  # the bare number too, without the word after it
-                bare = re.match(r"[$\u00a3\u20ac]?\s?[\d,.]+(?:\s?%)?", text)
-                if bare and bare.end() < len(text):
-                    out.setdefault((s, s + len(bare.group().rstrip(",."))), "number")
+            _add(out, sentence, m.start(), m.end(), kind)
+            bare = re.match(r"[$\u00a3\u20ac]?\s?[\d,.]+(?:\s?%)?", m.group())
+            if bare and bare.end() < len(m.group()):
+                _add(out, sentence, m.start(), m.start() + len(bare.group()), kind)
     return [(s, e, k) for (s, e), k in out.items()]
 
 
-def span_features(question: str, sentence: str, start: int, end: int, kind: str) -> list[float]:
-    """Features of one span as an answer to the question: its kind against what is asked, and
-    how much of it the question already says (an answer is rarely in its question)."""
+def _add(out: dict[tuple[int, int], str], sentence: str, s: int, e: int, kind: str) -> None:
+    """Add sentence[s:e] trimmed of quotes, brackets, end punctuation and a possessive."""
+    raw = sentence[s:e]
+    text = raw.lstrip("\"'(\u201c\u2018")
+    s += len(raw) - len(text)
+    for suffix in ("'s", "\u2019s"):
+        text = text.removesuffix(suffix)
+    text = text.rstrip(".,;:'\u2019\")\u201d")
+    e = s + len(text)
+    if e <= s:
+        return
+    if kind == "name":
+        if " " not in text and text.lower().rstrip(".") in _TITLES:
+            return
+        if any(text.startswith(mo) for mo in _MONTHS):
+            kind = "date"
+    out.setdefault((s, e), kind)
+
+
+_TYPE_WORDS = {"who": "person name", "where": "place city country", "when": "date day year",
+               "how many": "number", "how much": "amount number"}
+_SKIP = {"is", "was", "are", "were", "did", "does", "do", "the", "a", "an", "has", "have", "had",
+         "will", "would", "can", "could", "of", "in", "to"}
+
+
+def type_phrase(question: str) -> str:
+    """What kind of thing the question asks for: the noun after which/what ("which continent"
+    -> "continent"), else a phrase for who/where/when/how many; "" when it can't tell."""
+    q = " ".join(question.lower().split())
+    m = re.search(r"\b(?:which|what)\s+([a-z'-]+)", q)
+    if m and m.group(1) not in _SKIP:  # "what is ..." names no type
+        return m.group(1)
+    return _TYPE_WORDS.get(question_type(question), "")
+
+
+def span_features(question: str, sentence: str, start: int, end: int, kind: str,
+                  type_sim: float = 0.0) -> list[float]:
+    """Features of one span as an answer to the question: its kind against what is asked, how
+    much of it the question already says (an answer is rarely in its question), its shape."""
     from retrieval.tokens import tokens
 
     qtype = question_type(question)
     qtok = set(tokens(question))
-    stok = tokens(sentence[start:end])
-    in_q = sum(1 for t in stok if t in qtok) / max(1, len(stok))
     text = sentence[start:end]
+    stok = tokens(text)
+    in_q = sum(1 for t in stok if t in qtok) / max(1, len(stok))
+    n_words = len(text.split())
     year = bool(re.fullmatch(r"(?:19|20)\d\d", text))
+    before = sentence[max(0, start - 12):start].lower()
+    after = sentence[end:end + 3]
     kinds = ("name", "number", "date")
-    f = [1.0, in_q, float(in_q == 1.0), min(len(stok), 6) / 6, start / max(1, len(sentence)),
-         float(year), float(text.lower() in question.lower())]
+    # Answers sit near the words the question shares with the sentence.
+    near = [m for m in re.finditer(r"\w[\w'-]*", sentence)
+            if tokens(m.group()) and tokens(m.group())[0] in qtok
+            and not (start <= m.start() < end)]
+    gaps = [len(sentence[min(end, m.start()):max(start, m.end())].split()) for m in near]
+    gap = min(gaps) if gaps else 30
+    f = [1.0, in_q, float(in_q == 1.0), float(in_q == 0.0), start / max(1, len(sentence)),
+         1.0 / (1 + gap), float(gap <= 2), float(not near), type_sim,
+         float(year), float(text.lower() in question.lower()),
+         *(float(n_words == k) for k in (1, 2, 3)), float(n_words >= 4),
+         float(start == 0), float(after.startswith(("'s", "\u2019s"))),
+         float(bool(re.search(r"\b(?:mr|mrs|ms|dr|gov|sen|rep|gen|president|minister)\.?\s$",
+                              before))),
+         float(bool(re.search(r"(?:an|ian|ese|ish)$", text))),  # demonyms: Cuban, Iranian
+         float(any(ch.isdigit() for ch in text))]
     for qt in _QTYPES:
         for k in kinds:
             f.append(float(qtype == qt and kind == k))
@@ -119,14 +185,27 @@ class Span:
     confidence: float
 
 
-def best_span(question: str, sentence: str, weights: list[float], base: float) -> Span | None:
+def type_similarities(question: str, texts: list[str],
+                      embed: Callable[[list[str]], np.ndarray] | None) -> list[float]:
+    """Cosine of each span with what the question asks for ("continent": "Europe" is close)."""
+    phrase = type_phrase(question)
+    if embed is None or not phrase or not texts:
+        return [0.0] * len(texts)
+    vecs = embed([phrase, *texts])
+    return [float(v @ vecs[0]) for v in vecs[1:]]
+
+
+def best_span(question: str, sentence: str, weights: list[float], base: float,
+              embed: Callable[[list[str]], np.ndarray] | None = None) -> Span | None:
     """The likeliest answer span of ``sentence``; ``confidence`` also carries the sentence's
     own probability ``base``."""
     spans = candidate_spans(sentence)
     if not spans:
         return None
     w = np.asarray(weights, dtype=np.float64)
-    feats = np.asarray([span_features(question, sentence, s, e, k) for s, e, k in spans])
+    sims = type_similarities(question, [sentence[s:e] for s, e, _ in spans], embed)
+    feats = np.asarray([span_features(question, sentence, s, e, k, sim)
+                        for (s, e, k), sim in zip(spans, sims, strict=True)])
     logits = feats @ w
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
@@ -137,12 +216,17 @@ def best_span(question: str, sentence: str, weights: list[float], base: float) -
 
 class Reader:
     """A cross-encoder with a logistic stack on top: p = sigmoid(a * logit + b * heuristic + c).
-    Thread-safe; bf16 on CPUs with native support (AMX, avx512_bf16), else fp32."""
+    Thread-safe. Precision ``auto``: bf16 on CPUs with native support (AMX, avx512_bf16), int8
+    (dynamic quantisation) on other CPUs, fp16 on CUDA."""
 
     def __init__(self, path: Path | str = SHIPPED, device: str = "auto",
-                 candidates: int | None = None) -> None:
+                 candidates: int | None = None, precision: str = "auto") -> None:
         self.path = Path(path)
         self.device_setting = device
+        if precision not in PRECISIONS:
+            raise ReaderError(f"unknown reader precision {precision!r}; use one of "
+                              f"{', '.join(PRECISIONS)}")
+        self.precision = precision
         config_path = self.path / CONFIG_FILE
         if not (self.path / WEIGHTS_FILE).is_file() or not config_path.is_file():
             raise ReaderError(f"no reader at {self.path} (expected {WEIGHTS_FILE} and "
@@ -178,12 +262,22 @@ class Reader:
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
                               ) from None
         model.model.float()
-        if device == "cpu" and _cpu_bf16():
-            model.model.to(torch.bfloat16)
-            self.dtype = "bf16"
-        elif device.startswith("cuda"):
-            model.model.half()
-            self.dtype = "fp16"
+        want = self.precision
+        if want == "auto":  # measured: README, "The reader"
+            want = "fp16" if device.startswith("cuda") else "bf16" if _cpu_bf16() else "int8"
+        if want == "bf16" and device == "cpu" and not _cpu_bf16():
+            raise ReaderError("this CPU has no native bf16 (AMX or avx512_bf16); use "
+                              "NEWSBOT_READER_PRECISION=auto, fp32 or int8")
+        if want in ("bf16", "fp16"):
+            model.model.to(torch.bfloat16 if want == "bf16" else torch.float16)
+        elif want == "int8":
+            if device != "cpu":
+                raise ReaderError("int8 is for the CPU; use auto or fp16 on a GPU")
+            # Dynamic quantisation of the linear layers (fbgemm: AVX2 and up), in place: the
+            # cross-encoder's modules keep pointing at the same network.
+            torch.ao.quantization.quantize_dynamic(model.model, {torch.nn.Linear},
+                                                   dtype=torch.qint8, inplace=True)
+        self.dtype = want
         model.model.eval()
         self._model = model
         return self
@@ -220,8 +314,9 @@ class Reader:
             c.relevance = c.score = 0.0
         return head + tail
 
-    def short_answer(self, question: str, sentence: str, probability: float) -> Span | None:
-        span = best_span(question, sentence, self.span_weights, probability)
+    def short_answer(self, question: str, sentence: str, probability: float,
+                     embed: Callable[[list[str]], np.ndarray] | None = None) -> Span | None:
+        span = best_span(question, sentence, self.span_weights, probability, embed)
         return span if span and span.confidence >= self.span_threshold else None
 
 
@@ -235,9 +330,10 @@ def _cpu_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def load_reader(setting: str, device: str = "auto") -> Reader | None:
+def load_reader(setting: str, device: str = "auto", precision: str = "auto") -> Reader | None:
     """``NEWSBOT_READER``: empty = the shipped reader, ``none`` = the heuristic scorer only,
     anything else = a path to a reader directory."""
     if setting.strip().lower() == "none":
         return None
-    return Reader(Path(setting).expanduser() if setting.strip() else SHIPPED, device).load()
+    path = Path(setting).expanduser() if setting.strip() else SHIPPED
+    return Reader(path, device, precision=precision).load()

@@ -88,7 +88,8 @@ class Newsbot:
         """The trained reader (NEWSBOT_READER), or None for the heuristic scorer alone."""
         from retrieval.read import load_reader
 
-        return load_reader(self.settings.reader, self.settings.device)
+        s = self.settings
+        return load_reader(s.reader, s.device, s.reader_precision)
 
     @cached_property
     def chat_model(self) -> Any:
@@ -359,7 +360,8 @@ class Newsbot:
         if rd is not None:
             answer.reader = f"reader ({rd.dtype})"
             if citations:
-                answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score)
+                answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score,
+                                                    self.embedder.embed)
         # The LLM is asked only when the extractive answer found support: where the articles
         # don't say, no model gets the chance to guess.
         if llm and self.chat_model is not None and not answer.abstained:
@@ -410,11 +412,11 @@ class Newsbot:
                 "add some with `newsbot ingest PATH`")
 
 
-def _short_answer(rd: Reader, question: str, citation, probability: float):
+def _short_answer(rd: Reader, question: str, citation, probability: float, embed):
     """The span of citation [1] that answers, in article offsets; None when unsure."""
     from retrieval.models import ShortAnswer
 
-    span = rd.short_answer(question, citation.quote, probability)
+    span = rd.short_answer(question, citation.quote, probability, embed)
     if span is None:
         return None
     return ShortAnswer(span.text, citation.article_id, citation.start + span.start,

@@ -120,12 +120,15 @@ def test_each_broken_record_is_reported_and_the_rest_kept(tmp_path, make_bot):
         '{"id": "src", "text": "A sentence here.", "source": {"name": "Reuters"}}',
         f'{{"id": "later", "text": "A sentence here.", "published": "{future}"}}',
         '{"id": "zero", "text": "A sentence here.", "published": "0000-00-00"}',
-        '{"id": "last", "text": "The ferry crews went back to work on Tuesday."}',
+        '{"id": "last", "text": "The ferry crews went back to work on Tuesday.", '
+        '"published": "Tue, 04 Mar 2025 09:00:00 GMT"}',
     ]
     path = write(tmp_path / "records.jsonl", "\n".join(rows) + "\n")
-    report = make_bot().ingest([path])
+    nb = make_bot()
+    report = nb.ingest([path])
     reasons = {f.where.rsplit(":", 1)[1]: f.reason for f in report.failed}
     assert report.added == 2
+    assert nb.catalog.load("global", "last")[0].published == dt.date(2025, 3, 4)
     assert reasons == {
         "2": "JSON nested more than 64 levels deep",
         "3": "'authors' must be a list of names",

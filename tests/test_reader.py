@@ -1,0 +1,231 @@
+"""The reader (issue 12): trained by `newsbot train-reader`, loaded offline from a directory,
+re-ranking citations and giving a short answer whose offsets are exact; missing or corrupt
+weights are one clear line. No reader ships yet (the default is the hand-weighted scorer, see
+README "The reader"), so these tests train a tiny one from the bundled samples."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from retrieval.read import SHIPPED, Reader, ReaderError, candidate_spans, pair_text
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, SAMPLES
+
+# (question, a piece of the sentence that answers it). Written for the bundled samples: each
+# needs paraphrase (defence secretary / Defense Minister), an acronym (United States / US,
+# EU), a pronoun resolved by the sentence before, or the kind of thing asked for.
+QUESTIONS = [
+    ("Where is the British defence secretary travelling next week?",
+     "will visit Slovakia and Hungary"),
+    ("What did the United States ask NATO allies to do?",
+     "a US request to deploy hundreds of additional troops"),
+    ("How optimistic is Wallace about stopping an invasion?", 'he was "not optimistic."'),
+    ("Which weapons is the Netherlands thinking of sending to Ukraine?",
+     "sniper rifles, anti-tank missile systems and helmets"),
+    ("Who will the UK defence secretary hold talks with in Moscow?", "Sergei Shoigu"),
+    ("What does Wallace want a stronger signal about from Germany?",
+     "a stronger signal about sanctions"),
+    ("How many officers will Poland send on the German course?", "forty officers"),
+    ("When do the new EU measures take effect?", "take effect when they are published"),
+    ("When will the German regulator decide on the Baltic pipeline?",
+     "before the second half of the year"),
+    ("How long did the French and Russian foreign ministers talk?",
+     "The talks lasted five hours"),
+    ("Where did the French foreign minister go after Moscow?", "flew on to Kyiv"),
+    ("How long will Canada keep its soldiers in Latvia?", "for at least another year"),
+    ("What did Slovakia's defence minister ask the allies for?", "help with air defence"),
+    ("What did the Dutch and German governments agree to share?",
+     "share data on storage levels"),
+    ("By how much did European gas prices rise after the regulator's announcement?",
+     "rose by six percent"),
+    ("Who did the Polish defence minister meet in Munich?", "Johann Berger"),
+]
+
+
+MISSED_TODAY = {
+    'How long did the French and Russian foreign ministers talk?',
+    'How optimistic is Wallace about stopping an invasion?',
+    'What did the United States ask NATO allies to do?',
+    'Where did the French foreign minister go after Moscow?',
+    'Where is the British defence secretary travelling next week?',
+    'Who will the UK defence secretary hold talks with in Moscow?',
+}
+
+
+MISSED = pytest.mark.xfail(
+    reason="the hand-weighted scorer (today's default) misses this paraphrase, acronym or "
+           "pronoun; a trained reader that beats it is issue 12's goal (README, 'The reader')",
+    strict=False)
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    pytest.param(q, a, marks=MISSED) if q in MISSED_TODAY else (q, a) for q, a in QUESTIONS])
+def test_the_answering_sentence_is_cited_in_the_top_three(sample_bot, question, answer):
+    a = sample_bot.ask(question)
+    quotes = [c.quote for c in a.citations[:3]]
+    assert any(answer in q for q in quotes), quotes
+
+
+def test_the_default_is_the_hand_weighted_scorer(sample_bot):
+    a = sample_bot.ask(REFERENCE_QUESTION)
+    assert sample_bot.reader is None and a.reader == "" and a.short_answer is None
+    assert LAMBRECHT in a.citations[0].quote
+    assert a.to_dict()["short_answer"] is None
+
+
+@pytest.fixture(scope="session")
+def tiny_reader(tmp_path_factory):
+    """A reader trained for two steps on questions about the bundled samples: not a good
+    reader, but a real one, made by the real recipe."""
+    from retrieval.train_reader import run
+
+    root = tmp_path_factory.mktemp("tiny-reader")
+    _tiny_data(root / "data")
+    figures = run(root / "data", root / "reader", max_steps=2, workers=1, dev=False)
+    assert figures["held-out train"]["questions"] >= 1
+    return root / "reader"
+
+
+def with_config(src, dest, **changes):
+    shutil.copytree(src, dest)
+    config = json.loads((dest / "reader.json").read_text())
+    config.update(changes)
+    (dest / "reader.json").write_text(json.dumps(config))
+    return dest
+
+
+def test_a_trained_reader_reranks_and_its_short_answer_offsets_are_exact(tiny_reader, make_bot,
+                                                                       tmp_path):
+    # A span threshold of 0 shows every short answer, so each one's offsets can be checked.
+    eager = with_config(tiny_reader, tmp_path / "eager", span_threshold=0.0, threshold=0.0)
+    nb = make_bot(reader=str(eager))
+    nb.ingest([SAMPLES])
+    shown = 0
+    for question, _ in [*QUESTIONS, (REFERENCE_QUESTION, "")]:
+        a = nb.ask(question)
+        assert a.reader.startswith("reader (") and "read_ms" in a.timings_ms
+        s = a.short_answer
+        if s is None:
+            continue
+        shown += 1
+        c = a.citations[0]
+        assert s.article_id == c.article_id and c.start <= s.start < s.end <= c.end
+        assert nb.catalog.load("global", s.article_id)[0].text[s.start:s.end] == s.text
+        assert a.to_dict()["short_answer"] == {"text": s.text, "article_id": s.article_id,
+                                               "start": s.start, "end": s.end}
+    assert shown >= 10
+
+
+def test_an_unsure_reader_gives_no_short_answer(tiny_reader, make_bot, tmp_path):
+    unsure = with_config(tiny_reader, tmp_path / "unsure", span_threshold=1.01, threshold=0.0)
+    nb = make_bot(reader=str(unsure))
+    nb.ingest([SAMPLES])
+    a = nb.ask(REFERENCE_QUESTION)
+    assert not a.abstained and a.short_answer is None and a.to_dict()["short_answer"] is None
+    strict = make_bot(tmp_path / "d2", reader=str(with_config(tiny_reader, tmp_path / "strict",
+                                                              threshold=1.01)))
+    strict.ingest([SAMPLES])
+    b = strict.ask(REFERENCE_QUESTION)
+    assert b.abstained and b.short_answer is None
+
+
+def test_a_reader_loads_offline_in_a_fresh_process(tiny_reader):
+    code = ("from retrieval.read import Reader; import sys; "
+            f"r = Reader({str(tiny_reader)!r}).load(); print(r.dtype)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
+                                                   "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert r.stdout.strip() in {"fp32", "bf16", "int8"}
+
+
+def test_a_reader_scores_a_fixed_pair_the_same_every_time(tiny_reader):
+    pair = pair_text("Wallace, during a meeting with his German counterpart Christina Lambrecht, "
+                     "said that Nord Stream 2 should be used as a lever of pressure.",
+                     "British Defense Minister Ben Wallace will soon meet Sergei Shoigu",
+                     "Wallace was quoted as saying by The Times.")
+    for precision in ("fp32", "int8"):
+        one, other = Reader(tiny_reader, precision=precision), Reader(tiny_reader,
+                                                                       precision=precision)
+        first = one.logits(REFERENCE_QUESTION, [pair])
+        assert first[0] == one.logits(REFERENCE_QUESTION, [pair])[0] == \
+            other.logits(REFERENCE_QUESTION, [pair])[0], precision
+        batch = other.logits(REFERENCE_QUESTION, [pair, pair])
+        # Rows of one batch may take other kernel paths: equal to within float rounding.
+        assert abs(batch[0] - batch[1]) < 1e-5 and abs(batch[0] - first[0]) < 1e-4, precision
+
+
+def test_missing_or_corrupt_weights_are_one_clear_error(tiny_reader, tmp_path, make_bot):
+    with pytest.raises(ReaderError, match=r"no reader at .*expected model\.safetensors"):
+        Reader(tmp_path / "nothing")
+    broken = with_config(tiny_reader, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"\x00" * 4096)
+    with pytest.raises(ReaderError, match="cannot load the reader from"):
+        Reader(broken).load()
+    (broken / "reader.json").write_text("{not json")
+    with pytest.raises(ReaderError, match=r"reader\.json is unreadable"):
+        Reader(broken)
+    with pytest.raises(ReaderError, match="unknown reader precision"):
+        Reader(tiny_reader, precision="fp8")
+    # Through the CLI: one line, exit 2, no traceback; the shipped slot is empty for now.
+    make_bot(tmp_path / "d").ingest([SAMPLES])
+    for setting, where in ((str(tmp_path / "none"), tmp_path / "none"), ("", SHIPPED)):
+        r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
+                            "ask", "who?"], capture_output=True, text=True, timeout=120,
+                           cwd=ROOT, env={"PATH": "/usr/bin:/bin", "NEWSBOT_READER": setting,
+                                          "HOME": str(tmp_path)})
+        assert r.returncode == 2
+        assert r.stderr.strip().splitlines() == [
+            f"newsbot: no reader at {where} (expected model.safetensors and reader.json); "
+            "set NEWSBOT_READER=none for the heuristic scorer"]
+
+
+def test_spans_are_names_numbers_and_dates():
+    s = "Poland would send forty officers to a German course run by Johann Berger in March 2022."
+    texts = {s[a:b] for a, b, _ in candidate_spans(s)}
+    assert {"forty officers", "Johann Berger", "March 2022", "Berger"} <= texts
+    s2 = "Gov. Gavin Newsom declared an emergency as Estonia and Finland closed the border."
+    texts = {s2[a:b] for a, b, _ in candidate_spans(s2)}
+    assert {"Gavin Newsom", "Estonia", "Finland"} <= texts
+
+
+def _tiny_data(root) -> None:
+    """A RealTime QA-shaped data set made from the bundled samples (our own text)."""
+    from retrieval.ingest import iter_articles
+
+    articles = [a for a in iter_articles([SAMPLES]) if hasattr(a, "text")]
+    (root / "realtimeqa-train").mkdir(parents=True)
+    with gzip.open(root / "realtimeqa-train" / "articles.jsonl.gz", "wt") as f:
+        for a in articles:
+            f.write(json.dumps({"id": a.id, "title": a.title, "text": a.text, "url": a.url,
+                                "published": a.published_iso, "source": a.source}) + "\n")
+    ids = {a.id for a in articles}
+    qs = [(REFERENCE_QUESTION, "Christina Lambrecht", "interfax-wallace-2022-01-27"),
+          ("How many officers will Poland send?", "forty", "2022-01-20-polish-minister-munich"),
+          ("How long did the Moscow talks last?", "five hours",
+           "2022-02-02-french-minister-moscow"),
+          ("Who did Pieter van Loon meet in Berlin?", "Katrin Albers",
+           "2022-01-24-dutch-minister-berlin"),
+          ("What rose by six percent?", "Gas prices", "sample-pipeline-delay"),
+          ("Where will a second round take place?", "Paris", "2022-02-02-french-minister-moscow")]
+    with open(root / "realtimeqa-train" / "questions.jsonl", "w") as f:
+        for i, (q, ans, aid) in enumerate(qs):
+            assert aid in ids, aid
+            f.write(json.dumps({"id": f"t{i}", "question": q, "question_date": "2022-03-20",
+                                "answers": [ans], "choices": [], "supporting_article_ids":
+                                [aid]}) + "\n")
+
+
+
+
+def test_training_smoke_run_builds_a_loadable_reader(tiny_reader):
+    """The tiny_reader fixture is the smoke run of `newsbot train-reader`'s recipe (seconds)."""
+    config = json.loads((tiny_reader / "reader.json").read_text())
+    assert {"stack", "span_weights", "threshold", "span_threshold"} <= set(config)
+    assert (tiny_reader / "model.safetensors").stat().st_size < 50_000_000
+    assert Reader(tiny_reader).logits("who?", ["Christina Lambrecht [SEP] a | b"]).shape == (1,)
