@@ -65,8 +65,9 @@ def test_unrelated_question_abstains(sample_bot, question):
 def test_json_shape_is_the_cli_contract(sample_bot):
     d = sample_bot.ask(REFERENCE_QUESTION).to_dict()
     assert set(d) == {"question", "answer", "abstained", "citations", "passages", "timings_ms",
-                      "score", "generator", "note", "verification"}
+                      "score", "generator", "note", "verification", "short_answer", "reader"}
     assert (d["generator"], d["note"], d["verification"]) == ("extractive", "", [])
+    assert (d["short_answer"], d["reader"]) == (None, "")  # no reader: no short answer
     assert d["score"] >= d["citations"][0]["score"]
     assert {"n", "quote", "article_id", "title", "source", "published", "url", "start", "end",
             "score"} <= set(d["citations"][0])
