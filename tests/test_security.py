@@ -376,3 +376,30 @@ def test_security_md_says_what_is_trusted_refused_and_how_to_report():
 
 def test_samples_still_ingest_cleanly(make_bot):
     assert not make_bot().ingest([SAMPLES]).failed
+
+
+async def test_the_bots_write_queue_is_bounded_per_guild_and_overall(make_bot):
+    from contextlib import AsyncExitStack
+
+    from bot.app import MAX_QUEUED_WRITES, NewsBot
+    from retrieval.errors import NewsbotError
+
+    core = make_bot()
+    bot = NewsBot(core, core.settings)
+    try:
+        async with AsyncExitStack() as held:
+            for guild in range(MAX_QUEUED_WRITES):
+                await held.enter_async_context(bot.write_slot(guild))
+            with pytest.raises(NewsbotError, match="busy with other servers"):
+                await held.enter_async_context(bot.write_slot(999))
+            with pytest.raises(NewsbotError, match="already has an ingest or removal running"):
+                await held.enter_async_context(bot.write_slot(0))
+        async with bot.write_slot(0):  # released when the write ends, even by an error
+            pass
+        with pytest.raises(RuntimeError):
+            async with bot.write_slot(1):
+                raise RuntimeError("the write failed")
+        async with bot.write_slot(1):
+            pass
+    finally:
+        await bot.close()
