@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from newsbot.settings import Settings
+    from retrieval.cite import Candidate
     from retrieval.embed import Embedder
     from retrieval.followup import Turn
     from retrieval.lexical import LexicalIndex
@@ -187,14 +188,15 @@ class Newsbot:
                 report.failed.append(IngestFailure(
                     where, f"same URL as article {first} in this ingest; kept {first}"))
                 continue
-            foreign = [old for old in (a.id if state else None, same_url) if old
-                       and is_url(self.catalog.origin_of(library, old)) and is_url(a.origin)
-                       and host_of(self.catalog.origin_of(library, old)) != host_of(a.origin)]
+            # An article fetched from one web host is never replaced from another.
+            origins = {old: self.catalog.origin_of(library, old)
+                       for old in (a.id if state else None, same_url) if old}
+            foreign = [(old, host_of(o)) for old, o in origins.items()
+                       if is_url(o) and is_url(a.origin) and host_of(o) != host_of(a.origin)]
             if foreign:
                 report.failed.append(IngestFailure(
-                    where, f"would replace article {foreign[0]}, which came from "
-                    f"{host_of(self.catalog.origin_of(library, foreign[0]))}; a page never "
-                    f"replaces another site's article{kept}"))
+                    where, f"would replace article {foreign[0][0]}, which came from "
+                    f"{foreign[0][1]}; a page never replaces another site's article{kept}"))
                 continue
             sentences = split_sentences(a.id, a.text, a.body_start, s.max_sentence_chars)
             if not sentences:
@@ -341,19 +343,17 @@ class Newsbot:
         t = time.perf_counter()
         ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
                                   self.catalog, self.vectors, ref)
+        timings["cite_ms"] = (time.perf_counter() - t) * 1000
         threshold = self.settings.abstain_below
         rd = self.reader if reader else None
-        if rd is not None:
-            timings["cite_ms"] = (time.perf_counter() - t) * 1000
+        if rd is not None:  # the reader re-reads the best candidates and sets the threshold
             t = time.perf_counter()
             ranked = rd.rerank(q, ranked, self._previous_sentences(ranked[: rd.candidates]))
             threshold = self.settings.reader_abstain_below
             if threshold is None:
                 threshold = rd.threshold
             timings["read_ms"] = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
         citations = select(ranked, threshold, self.settings.max_citations)
-        timings["cite_ms"] = timings.get("cite_ms", 0.0) + (time.perf_counter() - t) * 1000
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         answer.score = best_relevance(ranked)
@@ -382,7 +382,7 @@ class Newsbot:
         answer.timings_ms = timings
         return answer
 
-    def _previous_sentences(self, cands: list) -> dict[tuple[str, str, int], str]:
+    def _previous_sentences(self, cands: list[Candidate]) -> dict[tuple[str, str, int], str]:
         """The sentence before each candidate: the reader's context, so that "he said" in the
         candidate is read as whoever the sentence before names."""
         wanted = {(c.library, c.article_id, c.index - 1) for c in cands if c.index > 0}
