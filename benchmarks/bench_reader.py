@@ -1,6 +1,7 @@
 """The reader's cost per question, and how far each precision strays from fp32.
 
-    .venv/bin/python benchmarks/bench_reader.py [--questions DEV.jsonl] [--articles DEV.jsonl.gz]
+    .venv/bin/python benchmarks/bench_reader.py --reader DIR [--questions DEV.jsonl]
+                                                [--articles DEV.jsonl.gz]
 
 For each precision this CPU supports and each candidate count, it re-reads the same candidates
 (the heuristic's top N for each question) and prints the median and p95 milliseconds per
@@ -41,6 +42,8 @@ def p95(xs: list[float]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reader", type=Path, default=None,
+                   help="a reader directory (default: the one shipped in the package)")
     p.add_argument("--questions", type=Path, help="RealTime QA questions.jsonl")
     p.add_argument("--articles", type=Path, help="their articles (ingested into a temp store)")
     p.add_argument("--data-dir", type=Path, help="an existing store to read instead")
@@ -50,7 +53,7 @@ def main() -> None:
 
     from newsbot.settings import Settings
     from retrieval.cite import candidates, score_candidates
-    from retrieval.read import Reader, _cpu_bf16
+    from retrieval.read import SHIPPED, Reader, _cpu_bf16
     from retrieval.search import Filters, hybrid_search
     from retrieval.service import Newsbot
 
@@ -81,7 +84,7 @@ def main() -> None:
     for n in (8, 12, 16):
         base_ms, base_p = None, None
         for prec in precisions:
-            reader = Reader(precision=prec, candidates=n).load()
+            reader = Reader(args.reader or SHIPPED, precision=prec, candidates=n).load()
             times, probs = [], []
             for q, ranked in ranked_all:
                 head = list(ranked[:n])
