@@ -55,9 +55,9 @@ class NewsBot(commands.Bot):
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
         self.tree.on_error = self.report_error
-        # Three pools, so that no write can occupy the threads that answer questions: reads
-        # (questions, /sources, /article), fetches (pages and uploads, parsed before any lock)
-        # and one writer, which takes the store's write lock in turn.
+        # Separate pools, so that no write can occupy the threads that answer questions: reads
+        # (questions, /sources, /article), fetches (pages and uploads, parsed before any lock),
+        # one writer, which takes the store's write lock in turn, and one feed poller.
         self._reads = ThreadPoolExecutor(4, thread_name_prefix="newsbot-read")
         self._fetches = ThreadPoolExecutor(4, thread_name_prefix="newsbot-fetch")
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="newsbot-write")

@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,15 +47,16 @@ def pair_text(sentence: str, title: str, previous: str) -> str:
 
 
 # -- short answers: spans of the cited sentence that can answer a question ---------------------
-_CAP_RUN = r"(?:[A-Z][\w.'\u2019&-]*|\d[\d,.]*)(?:\s+(?:of|for|the|and|de|von|al|bin)\s+" \
-           r"[A-Z][\w.'\u2019&-]*|\s+[A-Z][\w.'\u2019&-]*|\s+\d[\d,.]*)*"
+_CAP_RUN = re.compile(r"(?:[A-Z][\w.'\u2019&-]*|\d[\d,.]*)"
+                      r"(?:\s+(?:of|for|the|and|de|von|al|bin)\s+[A-Z][\w.'\u2019&-]*"
+                      r"|\s+[A-Z][\w.'\u2019&-]*|\s+\d[\d,.]*)*")
 _NUMBER = (r"(?:[$\u00a3\u20ac]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|per cent|"
            r"million|billion|trillion|thousand|hundred))?"
            r"(?:\s(?:[a-z]+-)?[a-z]+)?")
 _WORDNUM = (r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
             r"thirty|forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|"
             r"half|a third|a quarter|three-quarters)\b(?:\s(?:of\s)?[a-z]+)?")
-_SPAN_PATTERNS = [("name", re.compile(_CAP_RUN)), ("number", re.compile(_NUMBER)),
+_SPAN_PATTERNS = [("number", re.compile(_NUMBER)),
                   ("number", re.compile(_WORDNUM, re.IGNORECASE))]
 _MONTHS = ("January February March April May June July August September October November "
            "December").split()
@@ -86,7 +88,7 @@ def candidate_spans(sentence: str) -> list[tuple[int, int, str]]:
     "Estonia and Finland" gives each), and numbers with and without their unit. The span
     model picks one."""
     out: dict[tuple[int, int], str] = {}
-    for m in re.finditer(_CAP_RUN, sentence):
+    for m in _CAP_RUN.finditer(sentence):
         words = [(w.start() + m.start(), w.end() + m.start())
                  for w in re.finditer(r"\S+", m.group())]
         for i in range(len(words)):
@@ -96,7 +98,7 @@ def candidate_spans(sentence: str) -> list[tuple[int, int, str]]:
                 if first in _JOINERS or last in _JOINERS:
                     continue
                 _add(out, sentence, words[i][0], words[j][1], "name")
-    for kind, pat in _SPAN_PATTERNS[1:]:
+    for kind, pat in _SPAN_PATTERNS:
         for m in pat.finditer(sentence):
             _add(out, sentence, m.start(), m.end(), kind)
             bare = re.match(r"[$\u00a3\u20ac]?\s?[\d,.]+(?:\s?%)?", m.group())
@@ -140,14 +142,29 @@ def type_phrase(question: str) -> str:
     return _TYPE_WORDS.get(question_type(question), "")
 
 
+@lru_cache(maxsize=64)
+def _question_in_sentence(question: str, sentence: str
+                          ) -> tuple[str, frozenset[str], tuple[tuple[int, int], ...]]:
+    """What every span of one sentence shares: the question's type and terms, and where the
+    sentence's words that the question also has stand (computed once, not once per span)."""
+    from retrieval.tokens import tokens
+
+    qtok = frozenset(tokens(question))
+    shared = []
+    for m in re.finditer(r"\w[\w'-]*", sentence):
+        toks = tokens(m.group())
+        if toks and toks[0] in qtok:
+            shared.append((m.start(), m.end()))
+    return question_type(question), qtok, tuple(shared)
+
+
 def span_features(question: str, sentence: str, start: int, end: int, kind: str,
                   type_sim: float = 0.0) -> list[float]:
     """Features of one span as an answer to the question: its kind against what is asked, how
     much of it the question already says (an answer is rarely in its question), its shape."""
     from retrieval.tokens import tokens
 
-    qtype = question_type(question)
-    qtok = set(tokens(question))
+    qtype, qtok, shared = _question_in_sentence(question, sentence)
     text = sentence[start:end]
     stok = tokens(text)
     in_q = sum(1 for t in stok if t in qtok) / max(1, len(stok))
@@ -157,10 +174,8 @@ def span_features(question: str, sentence: str, start: int, end: int, kind: str,
     after = sentence[end:end + 3]
     kinds = ("name", "number", "date")
     # Answers sit near the words the question shares with the sentence.
-    near = [m for m in re.finditer(r"\w[\w'-]*", sentence)
-            if tokens(m.group()) and tokens(m.group())[0] in qtok
-            and not (start <= m.start() < end)]
-    gaps = [len(sentence[min(end, m.start()):max(start, m.end())].split()) for m in near]
+    near = [(ws, we) for ws, we in shared if not (start <= ws < end)]
+    gaps = [len(sentence[min(end, ws):max(start, we)].split()) for ws, we in near]
     gap = min(gaps) if gaps else 30
     f = [1.0, in_q, float(in_q == 1.0), float(in_q == 0.0), start / max(1, len(sentence)),
          1.0 / (1 + gap), float(gap <= 2), float(not near), type_sim,

@@ -190,7 +190,7 @@ def _fold(qid: str) -> int:
     return int(hashlib.sha256(qid.encode()).hexdigest(), 16) % 5
 
 
-def train_cross_encoder(examples: list[Example], out: Path, epochs: float, seed: int,
+def train_cross_encoder(examples: list[Example], epochs: float, seed: int,
                         batch: int = 32, lr: float = 5e-5, head_lr: float = 1e-3,
                         max_steps: int | None = None, log_every: int = 20):
     """Fine-tune the packaged MiniLM as a cross-encoder (BCE, positives up-weighted)."""
@@ -387,7 +387,7 @@ def run(data: Path, out: Path, *, epochs: float = 1.0, seed: int = 13, limit: in
     train = cached_examples(data, "train", limit, workers, embedder.embed,
                             cache / f"train{tag}.json" if cache else None)
     fit_on = [e for e in train if _fold(e.qid) != 0]
-    model = train_cross_encoder(fit_on, out, epochs, seed, max_steps=max_steps)
+    model = train_cross_encoder(fit_on, epochs, seed, max_steps=max_steps)
     embed = embedder.embed
     config, held, held_probs = fit_heads(model, train, embed)
     config.update(seed=seed, epochs=epochs)
