@@ -1,0 +1,81 @@
+"""How a reader reorders the candidates the real pipeline gives it, without a full eval run.
+
+    .venv/bin/python benchmarks/rerank_pipeline.py --data-dir /tmp/newsbot-eval \\
+        --questions ../shared/data/realtimeqa-dev/questions.jsonl [--reader DIR] [-n 12]
+
+Asks each question as `newsbot eval` does (dated as of the question, extractive, hand-set
+scorer), keeps the ranked candidate sentences, and prints how often one holding a gold answer
+comes first and in the top 3: in the scorer's order, and, with --reader, in the reader's order
+(its logit alone, and its stack) over the scorer's top N. Also how often the top N hold an
+answer at all, the ceiling for any reranker. The store must already hold the questions'
+articles (`newsbot eval ... --articles` or `newsbot ingest` puts them there). A benchmark
+prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--questions", type=Path, required=True)
+    ap.add_argument("--library", default="global")
+    ap.add_argument("--reader", help="a reader directory (newsbot train-reader --out)")
+    ap.add_argument("-n", type=int, default=12, help="candidates the reader re-reads")
+    ap.add_argument("--limit", type=int)
+    args = ap.parse_args()
+
+    import numpy as np
+
+    import retrieval.cite as cite
+    from newsbot.settings import load_settings
+    from retrieval.evaluate import holds, load_questions
+    from retrieval.read import Reader, pair_text
+    from retrieval.service import Newsbot
+
+    nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
+    reader = Reader(args.reader, "cpu", precision="fp32").load() if args.reader else None
+    seen: dict[str, list] = {}
+    select = cite.select
+
+    def keep(ranked, threshold, n):  # the ranking `ask` hands to citation selection
+        seen["ranked"] = list(ranked)
+        return select(ranked, threshold, n)
+
+    cite.select = keep
+    orders: dict[str, list[list[bool]]] = {"scorer": [], "reader logit": [], "reader stack": []}
+    ceiling = []
+    for q in load_questions(args.questions)[: args.limit]:
+        nb.ask(q.question, libraries=[args.library], as_of=q.question_date, llm=False,
+               reader=False)
+        head = seen["ranked"][: args.n]
+        hold = [holds(c.quote, q.answers) for c in head]
+        orders["scorer"].append(hold)
+        ceiling.append(any(hold))
+        if reader is None or not head:
+            continue
+        prev = nb._previous_sentences(head)
+        logits = reader.logits(q.question, [
+            pair_text(c.quote, c.passage.title,
+                      prev.get((c.library, c.article_id, c.index), "")) for c in head])
+        stack = [reader.probability(float(lg), c.relevance) for lg, c in zip(logits, head,
+                                                                             strict=True)]
+        for name, s in (("reader logit", logits), ("reader stack", np.asarray(stack))):
+            orders[name].append([hold[i] for i in np.argsort(-s, kind="stable")])
+    print(f"{len(ceiling)} questions; an answer among the scorer's top {args.n}: "
+          f"{np.mean(ceiling):.3f}")
+    for name, rows in orders.items():
+        if rows:
+            print(f"{name:>13}: first {np.mean([bool(r and r[0]) for r in rows]):.3f}  "
+                  f"top 3 {np.mean([any(r[:3]) for r in rows]):.3f}")
+
+
+if __name__ == "__main__":
+    main()
