@@ -101,6 +101,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return _answer_all(nb, questions, args, [_library(args, nb)])
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check a text claim by claim against the stored articles."""
+    from newsbot.render import check_text as render
+    from retrieval.check import check_text
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    nb = _service(args)
+    library = _library(args, nb)
+    nb.require_articles([library])
+    report = check_text(nb, text, [library])
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(render(report), flush=True)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Ingest the bundled samples if the store has none, then answer (the reference question)."""
     nb = _service(args)
@@ -369,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one or more quoted questions; - reads one per line from stdin")
     answer_options(s)
     s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("check", parents=[common, lib],
+                       help="check a text claim by claim against the articles")
+    s.add_argument("text", metavar="TEXT",
+                   help="the text to check (at most 5 sentences are); - reads stdin")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("demo", parents=[common, lib],
                        help="load the bundled samples if the store is empty, then answer")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from retrieval.models import Answer, Citation, StoredArticle
+from retrieval.models import Answer, CheckReport, Citation, StoredArticle
 
 
 def byline(c: Citation | StoredArticle, place: str = "") -> str:
@@ -24,14 +24,39 @@ def answer_text(a: Answer, width: int = 100) -> str:
     lines += textwrap.wrap(a.answer, width, initial_indent="   " if a.short_answer else "A: ",
                            subsequent_indent="   ")
     for c in a.citations:
-        lines.append("")
-        lines += textwrap.wrap(f"\u201c{c.quote}\u201d", width, initial_indent=f"[{c.n}] ",
-                               subsequent_indent="    ")
-        lines.append(f"    {c.title} \u2014 {byline(c, c.place)}")
-        lines.append(f"    {c.url or '(no link)'}  (article {c.article_id}, "
-                     f"chars {c.start}-{c.end})")
-        if c.reported_by:
-            lines.append(f"    {c.reported_by}: {', '.join(c.sources)}")
-        if c.also_in:
-            lines.append(f"    also printed in: {', '.join(c.also_in)}")
+        lines += ["", *citation_lines(c, width)]
+    return "\n".join(lines)
+
+
+def citation_lines(c: Citation, width: int = 100, label: str = "") -> list[str]:
+    lines = textwrap.wrap(f"\u201c{c.quote}\u201d", width, initial_indent=label or f"[{c.n}] ",
+                          subsequent_indent="    ")
+    lines.append(f"    {c.title} \u2014 {byline(c, c.place)}")
+    lines.append(f"    {c.url or '(no link)'}  (article {c.article_id}, "
+                 f"chars {c.start}-{c.end})")
+    if c.reported_by:
+        lines.append(f"    {c.reported_by}: {', '.join(c.sources)}")
+    if c.also_in:
+        lines.append(f"    also printed in: {', '.join(c.also_in)}")
+    return lines
+
+
+VERDICT_TEXT = {"supported": "supported by the articles",
+                "disputed": "the articles say otherwise",
+                "not_found": "not in the articles"}
+
+
+def check_text(r: CheckReport, width: int = 100) -> str:
+    lines = []
+    for i, v in enumerate(r.verdicts, 1):
+        if i > 1:
+            lines.append("")
+        lines += textwrap.wrap(f"{i}. {v.claim}", width, subsequent_indent="   ")
+        why = "" if v.verdict != "disputed" else f" ({v.reason})"
+        lines.append(f"   -> {VERDICT_TEXT[v.verdict]}{why}")
+        for c in v.citations:
+            lines += citation_lines(c, width, "    ")
+    if r.skipped:
+        lines += ["", f"({r.skipped} more sentence(s) not checked: at most "
+                      f"{len(r.verdicts)} are.)"]
     return "\n".join(lines)

@@ -163,6 +163,37 @@ class Answer:
         }
 
 
+SUPPORTED, DISPUTED, NOT_FOUND = "supported", "disputed", "not_found"
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What the articles say about one claim of a checked message."""
+
+    claim: str
+    verdict: str  # SUPPORTED, DISPUTED (the articles say otherwise) or NOT_FOUND
+    reason: str  # why: "supported", or how the quoted sentence disagrees
+    citations: list[Citation] = field(default_factory=list)  # what it relies on, best first
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """A message checked against the articles, claim by claim."""
+
+    text: str
+    verdicts: list[Verdict]
+    skipped: int = 0  # claims past the limit, not checked
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `check --json` shape."""
+        return {"text": self.text, "skipped": self.skipped,
+                "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+                "claims": [{"claim": v.claim, "verdict": v.verdict, "reason": v.reason,
+                            "citations": [asdict(c) for c in v.citations]}
+                           for v in self.verdicts]}
+
+
 @dataclass(slots=True)
 class IngestFailure:
     where: str  # path, or path:line

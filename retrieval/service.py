@@ -18,7 +18,15 @@ from retrieval.catalog import Catalog
 from retrieval.errors import BusyError, NewsbotError, QuestionError, StoreError
 from retrieval.ingest import is_url, iter_articles
 from retrieval.libraries import GLOBAL, check_library
-from retrieval.models import Answer, Article, Chunk, IngestFailure, IngestReport, Sentence
+from retrieval.models import (
+    Answer,
+    Article,
+    Chunk,
+    IngestFailure,
+    IngestReport,
+    Passage,
+    Sentence,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -317,8 +325,8 @@ class Newsbot:
         only its verified sentences are kept; ``on_text`` then receives the verified answer
         as it streams in."""
         from retrieval.answer import extractive
-        from retrieval.cite import best_relevance, candidates, score_candidates, select
-        from retrieval.search import Filters, hybrid_search
+        from retrieval.cite import best_relevance, select
+        from retrieval.search import Filters
 
         started = time.perf_counter()
         q = self.check_question(question)
@@ -334,16 +342,8 @@ class Newsbot:
         if not 1 <= k <= 50:
             raise QuestionError("k must be between 1 and 50")
         timings: dict[str, float] = {}
-        t = time.perf_counter()
-        qvec = self.embedder.embed_query(q)
-        timings["embed_ms"] = (time.perf_counter() - t) * 1000
         ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
-        passages = hybrid_search(q, qvec, max(k, depth or 0), filters, self.catalog,
-                                 self.vectors, self.lexical, timings, mode=mode, ref_date=ref)
-        t = time.perf_counter()
-        ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
-                                  self.catalog, self.vectors, ref)
-        timings["cite_ms"] = (time.perf_counter() - t) * 1000
+        passages, ranked = self._rank(q, filters, k, max(k, depth or 0), mode, ref, timings)
         threshold = self.settings.abstain_below
         rd = self.reader if reader else None
         if rd is not None:  # the reader re-reads the best candidates and sets the threshold
@@ -381,6 +381,33 @@ class Newsbot:
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = timings
         return answer
+
+    def _rank(self, q: str, filters, k: int, depth: int, mode: str, ref: dt.date,
+              timings: dict[str, float]) -> tuple[list[Passage], list[Candidate]]:
+        """Search, then every sentence of the top ``k`` passages ranked by the hand-set scorer."""
+        from retrieval.cite import candidates, score_candidates
+        from retrieval.search import hybrid_search
+
+        t = time.perf_counter()
+        qvec = self.embedder.embed_query(q)
+        timings["embed_ms"] = (time.perf_counter() - t) * 1000
+        passages = hybrid_search(q, qvec, depth, filters, self.catalog, self.vectors,
+                                 self.lexical, timings, mode=mode, ref_date=ref)
+        t = time.perf_counter()
+        ranked = score_candidates(q, qvec, candidates(passages[:k], self.catalog),
+                                  self.catalog, self.vectors, ref)
+        timings["cite_ms"] = (time.perf_counter() - t) * 1000
+        return passages, ranked
+
+    def rank(self, text: str, libraries: list[str]) -> list[Candidate]:
+        """The candidate sentences for ``text`` (a question or a claim), best first, as
+        ``ask`` ranks them before citing; nothing is abstained on here."""
+        from retrieval.search import Filters
+
+        q = self.check_question(text)
+        filters = Filters([check_library(lib) for lib in libraries], None, None, None)
+        return self._rank(q, filters, self.settings.top_k, self.settings.top_k, "hybrid",
+                          dt.date.today(), {})[1]
 
     def _previous_sentences(self, cands: list[Candidate]) -> dict[tuple[str, str, int], str]:
         """The sentence before each candidate: the reader's context, so that "he said" in the

@@ -192,10 +192,7 @@ class Verifier:
             for o in sorted(_OPPOSITE.get(t, set()) & support_terms):
                 return result(False, f"says {t!r} where its cited sentences say {o!r}")
 
-        ovl = (sum(term_match(t, support_terms) > 0 for t in content) / len(content)
-               if content else 0.0)
-        qv, *cvs = self._vecs([text, *(p for e in cited for p in spans(e.text))])
-        sim = max(float(qv @ cv) for cv in cvs)
+        sim, ovl = self.closeness(text, [e.text for e in cited], support_terms)
         if sim < self.min_similarity:
             return result(False, f"too far in meaning from its cited sentences "
                                  f"(similarity {sim:.2f})", sim, ovl)
@@ -203,6 +200,22 @@ class Verifier:
             return result(False, f"too few of its words are in its cited sentences "
                                  f"(overlap {ovl:.2f})", sim, ovl)
         return result(True, "supported", sim, ovl)
+
+    def closeness(self, text: str, sentences: Sequence[str],
+                  terms: set[str] | None = None) -> tuple[float, float]:
+        """How near ``text`` is to ``sentences``: the best embedding similarity to one of
+        their clause runs, and the share of its content words they hold (``terms``: theirs,
+        when already computed)."""
+        from retrieval.cite import acronyms
+
+        if terms is None:
+            joined = " ".join(sentences)
+            terms = set(tokens(joined)) | acronyms(joined)
+        content = tokens(text)
+        ovl = (sum(term_match(t, terms) > 0 for t in content) / len(content)
+               if content else 0.0)
+        qv, *cvs = self._vecs([text, *(p for s in sentences for p in spans(s))])
+        return max(float(qv @ cv) for cv in cvs), ovl
 
     def check_all(self, text: str, evidence: Sequence[Evidence]) -> list[ClaimCheck]:
         claims = split_claims(text)
@@ -233,3 +246,45 @@ def renumber(checks: Sequence[ClaimCheck]) -> tuple[str, list[int]]:
 
         parts.append(MARKER.sub(sub, c.claim).strip())
     return " ".join(parts), order
+
+
+def disagreement(claim: str, sentence: str) -> str | None:
+    """How a claim contradicts a sentence it closely matches: a number or a name that the
+    sentence replaces with another, a negation only one of them has, or an opposite word.
+    None when they disagree on none of these (the claim may still say more than the sentence).
+    """
+    from retrieval.cite import acronyms
+
+    c_nums, s_nums = _numbers(claim), _numbers(sentence)
+    if c_nums - s_nums and s_nums - c_nums:
+        return (f"it says {min(c_nums - s_nums).lstrip('#')} where the article says "
+                f"{min(s_nums - c_nums).lstrip('#')}")
+    # A name is disputed only where the sentence puts another name in its place: the same
+    # content word before or after it ("counterpart Olaf" / "counterpart Christina"), or the
+    # same words on both sides. A sentence that merely names more ("British", "Ukrainian", or
+    # "in Europe" against "in Moscow") does not dispute a claim.
+    places = []
+    for text, other in ((claim, sentence), (sentence, claim)):
+        terms = set(tokens(other)) | acronyms(other)
+        ws = words(text)
+        missing = {n for n in _names(text, {w.lower() for w in words(other)})
+                   if not any(term_match(t, terms) for t in tokens(n))
+                   and n.lower() not in acronyms(other)}
+        places.append({(i, w): (ws[i - 1].lower() if i else "",
+                                ws[i + 1].lower() if i + 1 < len(ws) else "")
+                       for i, w in enumerate(ws) if w in missing})
+    for (_, n), (before, after) in places[0].items():
+        for (_, m), (b2, a2) in places[1].items():
+            same = [x for x, y in ((before, b2), (after, a2)) if x == y]
+            if len(same) == 2 or any(x and x not in STOPWORDS for x in same):
+                return f"it names {n} where the article names {m}"
+    if _negated(claim) != _negated(sentence):
+        return "the article says the opposite: one of them is negated"
+    s_words = {tokens(w)[0]: w for w in words(sentence) if tokens(w)}
+    for w in words(claim):
+        toks = tokens(w)
+        if not toks or toks[0] in s_words:
+            continue
+        for o in sorted(_OPPOSITE.get(toks[0], set()) & set(s_words)):
+            return f"it says {w!r} where the article says {s_words[o]!r}"
+    return None
