@@ -32,12 +32,14 @@ READ = 6  # candidate sentences each claim is compared with
 DISPUTE_MIN_OVERLAP = 0.5
 
 # Mentions, custom emoji and links carry no claim; markdown marks are not words.
-_NOISE = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>|https?://\S+|[*_`~|]{1,3}|^>\s?", re.M)
+_NOISE = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>|https?://\S+")
+_MARKS = re.compile(r"[*_`~|]{1,3}|^>\s?", re.M)
 
 
 def claims_of(text: str) -> list[str]:
     """The sentences of a message that can be checked, in order."""
-    return [c for c in split_claims(_NOISE.sub(" ", text)) if len(words(c)) >= MIN_WORDS]
+    text = " ".join(_NOISE.sub(" ", _MARKS.sub("", text)).split())
+    return [c for c in split_claims(text) if len(words(c)) >= MIN_WORDS]
 
 
 def check_text(nb: Newsbot, text: str, libraries: list[str]) -> CheckReport:
@@ -67,6 +69,12 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
         check = verifier.check(f"{claim} [1]", [Evidence(c.quote, c.passage.published,
                                                          c.passage.source)])
         if check.kept:
+            # Support may lack a word of the claim ("optimistic"); if another sentence has that
+            # word and contradicts the claim ("he was not optimistic"), that sentence wins.
+            for d in cands:
+                if d is not c and _lacks_what_disputes(claim, c.quote, d.quote):
+                    return Verdict(claim, DISPUTED, disagreement(claim, d.quote) or "",
+                                   [to_citation(d, 1)])
             return Verdict(claim, SUPPORTED, "supported", [to_citation(c, 1)])
     # Only the sentence closest to the claim may dispute it: a farther one that happens to hold
     # another number ("nine hours" of other talks) is about something else.
@@ -81,3 +89,13 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
         if why is not None:
             return Verdict(claim, DISPUTED, why, [to_citation(c, 1)])
     return Verdict(claim, NOT_FOUND, "no stored sentence says this", [])
+
+
+def _lacks_what_disputes(claim: str, support: str, other: str) -> bool:
+    """True when ``other`` holds a content word of the claim that ``support`` lacks, and
+    disagrees with the claim."""
+    from retrieval.tokens import term_match, tokens
+
+    have = set(tokens(support))
+    missing = {t for t in tokens(claim) if not term_match(t, have)}
+    return bool(missing & set(tokens(other))) and disagreement(claim, other) is not None
