@@ -18,10 +18,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NotAdmin
-from bot.present import NONE, answer_embed, article_embed, check_message, cut, escape
+from bot.present import (
+    NONE,
+    answer_embed,
+    article_embed,
+    check_embed,
+    check_message,
+    cut,
+    escape,
+)
 from bot.stream import Streamer
-from bot.views import AnswerView, SourcesView
-from retrieval.errors import NewsbotError
+from bot.views import AnswerView, PostPubliclyView, SourcesView
+from retrieval.check import MAX_CHARS, check_text
+from retrieval.errors import NewsbotError, QuestionError
 from retrieval.followup import Turn
 from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
 from retrieval.libraries import guild_library, visible_libraries
@@ -57,6 +66,34 @@ class NewsCommands(commands.Cog):
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
         self.core = bot.core
+        # A message command can't be a decorated cog method; discord.py's way is to build it
+        # here and add it to the tree (removed again when the cog unloads).
+        self.check_menu = app_commands.ContextMenu(name="Check against the news",
+                                                   callback=self.check_news)
+        self.bot.tree.add_command(self.check_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.check_menu.name, type=self.check_menu.type)
+
+    async def check_news(self, interaction: discord.Interaction,
+                         message: discord.Message) -> None:
+        """Check a message's claims against the stored news articles."""
+        # Discord sends the target message's content with the interaction, so this needs no
+        # message-content intent. Cheap refusals first, so they stay ephemeral and instant.
+        text = (message.content or "").strip()
+        if not text:
+            raise QuestionError("This message has no text to check (images, files and "
+                                "embeds are not read).")
+        if len(text) > MAX_CHARS:
+            raise QuestionError(f"The message is {len(text):,} characters long; the limit "
+                                f"is {MAX_CHARS:,}.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.bot.read(check_text, self.core, text,
+                                     visible_libraries(interaction.guild_id))
+        embed = check_embed(report, message.author.display_name)
+        check_message([embed])
+        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NONE,
+                                        view=PostPubliclyView(self.bot, embed))
 
     @app_commands.command()
     @app_commands.describe(
@@ -325,7 +362,10 @@ class NewsCommands(commands.Cog):
     @app_commands.command(name="help")
     async def help_(self, interaction: discord.Interaction) -> None:
         """How to use newsbot."""
-        lines = [f"**/{c.name}**: {c.description}" for c in self.bot.tree.get_commands()]
+        lines = [f"**/{c.name}**: {c.description}" for c in self.bot.tree.get_commands(
+            type=discord.AppCommandType.chat_input)]
+        lines.append(f"**{self.check_menu.name}** (right-click a message, Apps): each claim "
+                     "of the message checked against the articles.")
         cli_only = ", ".join(s for s in SUPPORTED if s not in UPLOAD_SUFFIXES)
         e = discord.Embed(
             title="newsbot",

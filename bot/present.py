@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import discord
 
-from retrieval.models import Answer, Citation, Passage, StoredArticle
+from retrieval.models import Answer, CheckReport, Citation, Passage, StoredArticle
 
 # Discord's documented message limits.
 CONTENT_MAX = 2000
@@ -113,6 +113,36 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
         footer = f"{footer} \u00b7 {len(answer.citations) - shown} more citations not shown"
     if footer:
         e.set_footer(text=cut(footer.strip(" \u00b7"), FOOTER_MAX))
+    return e
+
+
+VERDICTS = {"supported": ("\u2705", "Supported by the articles"),
+            "disputed": ("\u26a0\ufe0f", "The articles say otherwise"),
+            "not_found": ("\u2754", "Not in the articles")}
+
+
+def check_embed(report: CheckReport, author: str = "") -> discord.Embed:
+    """A checked message: one field per claim, its verdict, and the sentence relied on."""
+    e = discord.Embed(title="Checked against the news", colour=ANSWER_COLOUR,
+                      description=cut(f"A message by {escape(author)}", 300) if author else None)
+    per = min(FIELD_VALUE_MAX, (EMBED_TOTAL_MAX - 600) // max(1, len(report.verdicts))
+              - FIELD_NAME_MAX)
+    for i, v in enumerate(report.verdicts, 1):
+        icon, label = VERDICTS[v.verdict]
+        claim = "> " + cut(escape(v.claim), per // 3).replace("\n", " ")
+        lines = [claim]
+        if v.verdict == "disputed" and v.reason:
+            lines.append(cut(escape(v.reason), 200))
+        body = "\n".join(lines)
+        if v.citations:
+            c = v.citations[0]
+            _, cited = citation_field(c, max(120, per - ulen(body) - 1))
+            body = f"{body}\n{cited}"
+        e.add_field(name=cut(f"{i}. {icon} {label}", FIELD_NAME_MAX), value=cut(body, per),
+                    inline=False)
+    if report.skipped:
+        e.set_footer(text=f"{report.skipped} more sentence(s) not checked: at most "
+                          f"{len(report.verdicts)} are")
     return e
 
 

@@ -93,3 +93,23 @@ class SourcesView(discord.ui.View):
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
     async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await self._turn(interaction, 1)
+
+
+class PostPubliclyView(discord.ui.View):
+    """Under an ephemeral check: one click posts the same embed in the channel, for all."""
+
+    def __init__(self, bot: NewsBot, embed: discord.Embed, timeout: float = 900) -> None:
+        super().__init__(timeout=timeout)
+        self.bot = bot
+        self.embed = embed
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception,
+                       item: discord.ui.Item) -> None:
+        await self.bot.report_error(interaction, error)
+
+    @discord.ui.button(label="Post publicly", style=discord.ButtonStyle.primary,
+                       emoji="\U0001f4e2")
+    async def post(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        button.disabled = True
+        self.stop()
+        await interaction.response.send_message(embed=self.embed, allowed_mentions=NONE)

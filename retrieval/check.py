@@ -69,20 +69,18 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
         check = verifier.check(f"{claim} [1]", [Evidence(c.quote, c.passage.published,
                                                          c.passage.source)])
         if check.kept:
-            # Support may lack a word of the claim ("optimistic"); if another sentence has that
-            # word and contradicts the claim ("he was not optimistic"), that sentence wins.
+            # Support may lack a word of the claim ("optimistic"); if another close sentence
+            # has that word and negates the claim ("he was not optimistic"), that one wins.
             for d in cands:
-                if d is not c and _lacks_what_disputes(claim, c.quote, d.quote):
+                # (Its wording may share little with the claim: "he was not optimistic".)
+                if d is not c and _lacks_what_negates(claim, c.quote, d.quote) \
+                        and _close(verifier, claim, d.quote, min_overlap=0.0):
                     return Verdict(claim, DISPUTED, disagreement(claim, d.quote) or "",
                                    [to_citation(d, 1)])
             return Verdict(claim, SUPPORTED, "supported", [to_citation(c, 1)])
     # Only the sentence closest to the claim may dispute it: a farther one that happens to hold
     # another number ("nine hours" of other talks) is about something else.
-    close = []
-    for c in cands:
-        sim, overlap = verifier.closeness(claim, [c.quote])
-        if sim >= verifier.min_similarity and overlap >= DISPUTE_MIN_OVERLAP:
-            close.append((sim, c))
+    close = [(sim, c) for c in cands if (sim := _close(verifier, claim, c.quote))]
     if close:
         _, c = max(close, key=lambda x: x[0])
         why = disagreement(claim, c.quote)
@@ -91,11 +89,21 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
     return Verdict(claim, NOT_FOUND, "no stored sentence says this", [])
 
 
-def _lacks_what_disputes(claim: str, support: str, other: str) -> bool:
+def _close(verifier: Verifier, claim: str, sentence: str,
+           min_overlap: float = DISPUTE_MIN_OVERLAP) -> float:
+    """The similarity of a sentence close enough to dispute the claim, else 0."""
+    sim, overlap = verifier.closeness(claim, [sentence])
+    return sim if sim >= verifier.min_similarity and overlap >= min_overlap else 0.0
+
+
+def _lacks_what_negates(claim: str, support: str, other: str) -> bool:
     """True when ``other`` holds a content word of the claim that ``support`` lacks, and
-    disagrees with the claim."""
+    negates the claim (or says its opposite). Other names and numbers in another sentence
+    are usually another event, so only a negation overrides support."""
     from retrieval.tokens import term_match, tokens
 
     have = set(tokens(support))
     missing = {t for t in tokens(claim) if not term_match(t, have)}
-    return bool(missing & set(tokens(other))) and disagreement(claim, other) is not None
+    why = disagreement(claim, other)
+    return bool(missing & set(tokens(other))) and why is not None \
+        and why.startswith(("the article says the opposite", "it says '"))

@@ -311,6 +311,26 @@ class FakeDiscord:
             payload.update(channel_id=str(channel_id), channel=self.threads[channel_id])
         return await self._send_interaction(payload)
 
+    def member_message(self, guild_id: int, text: str, uid: int = 42,
+                       attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A member's message in the guild's channel, as Discord resolves it for a message
+        command."""
+        return {"id": str(snowflake()), "channel_id": str(self.channels[guild_id]),
+                "author": user(uid, f"user{uid}"), "content": text,
+                "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None,
+                "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+                "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
+                "flags": 0, "components": []}
+
+    async def message_command(self, name: str, message: dict[str, Any], *, guild_id: int,
+                              uid: int = 42) -> Interaction:
+        """Run a message context-menu command (type 3) on ``message``: Discord sends the
+        target's id and the whole message, content included, in ``resolved``."""
+        data = {"id": self._command_id(name, guild_id), "name": name, "type": 3,
+                "target_id": message["id"], "guild_id": str(guild_id),
+                "resolved": {"messages": {message["id"]: message}}}
+        return await self._send_interaction(self._envelope(2, data, guild_id, uid, False, []))
+
     async def click(self, message: dict[str, Any], label: str | None = None, *,
                     emoji: str | None = None, uid: int = 42,
                     guild_id: int | None = None) -> Interaction:
@@ -405,6 +425,7 @@ class FakeDiscord:
             for c in commands:
                 c.update(id=str(snowflake()), application_id=str(APP_ID), version="1")
                 c.setdefault("type", 1)
+                c.setdefault("description", "")  # Discord returns "" for a message command
             self.synced[key] = commands
             return json_response(commands)
         m = re.fullmatch(r"interactions/(\d+)/([^/]+)/callback", path)

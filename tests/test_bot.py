@@ -119,7 +119,9 @@ async def test_command_sync_payload(discord_env):
     assert set(fake.synced) == {str(GUILD_A), str(GUILD_B)}  # copied to each guild, not empty
     commands = {c["name"]: c for c in fake.synced[str(GUILD_A)]}
     assert set(commands) == {"ask", "sources", "article", "ingest", "remove", "stats", "help",
-                             "feeds"}
+                             "feeds", "Check against the news"}
+    menu = commands.pop("Check against the news")  # a message command: no description
+    assert menu["type"] == 3 and not menu.get("options")
     assert {o["name"] for o in commands["feeds"]["options"]} == {"add", "remove", "list"}
     assert commands["ask"]["description"].startswith("Answer a question from the stored news")
     opts = {o["name"]: o for o in commands["ask"]["options"]}
@@ -333,6 +335,7 @@ async def test_sources_pages_article_stats_help(discord_env):
     h = await fake.command("help", guild_id=GUILD_A)
     await fake.wait(lambda: h.callback is not None, what="help")
     assert "/ask" in h.callback["data"]["embeds"][0]["description"]
+    assert "Check against the news" in h.callback["data"]["embeds"][0]["description"]
 
 
 async def test_sources_pagination_buttons(discord_env, tmp_path):
@@ -680,3 +683,51 @@ async def test_a_huge_since_gets_a_reply_within_discords_limits(discord_env):
     text = await reply_text(discord_env, i)
     assert text.startswith("since must be a date like 2022-01-27") and len(text) <= 2000
     assert i.callback["data"]["flags"] & 64
+
+
+async def test_check_against_the_news_gives_a_verdict_per_claim(discord_env):
+    fake = discord_env.fake
+    text = ("<@&5> Ben Wallace will meet Russian Defense Minister Sergei Shoigu soon. The EU "
+            "package bans the export of luxury goods worth more than 900 euros. A local bakery "
+            "won the national sourdough championship.")
+    msg = fake.member_message(GUILD_A, text, uid=55)
+    i = await fake.message_command("Check against the news", msg, guild_id=GUILD_A)
+    reply = await answered(discord_env, i)
+    assert i.callback["type"] == 5 and i.defer_s < 3.0
+    assert i.callback["data"]["flags"] & 64 and reply["flags"] & 64  # ephemeral
+    embed = reply["embeds"][0]
+    assert embed["title"] == "Checked against the news" and "user55" in embed["description"]
+    names = [f["name"] for f in embed["fields"]]
+    assert [n.split(" ", 2)[2] for n in names] == [
+        "Supported by the articles", "The articles say otherwise", "Not in the articles"]
+    supported, disputed, missing = (f["value"] for f in embed["fields"])
+    assert "Sergei Shoigu" in supported and "Interfax, <t:" in supported
+    assert "300 euros" in disputed and "900" in disputed
+    assert "sourdough" in missing and "<t:" not in missing
+    assert reply["allowed_mentions"] == {"parse": []}
+    # One click posts the same verdicts for everyone, still pinging no one.
+    click = await fake.click(reply, "Post publicly", guild_id=GUILD_A, uid=55)
+    await fake.wait(lambda: click.callback is not None, what="public post")
+    public = click.callback["data"]
+    assert click.callback["type"] == 4 and not public.get("flags", 0) & 64
+    assert public["embeds"][0]["fields"] == embed["fields"]
+    assert public["allowed_mentions"] == {"parse": []}
+    assert fake.rejected == []
+
+
+@pytest.mark.parametrize("content, error", [
+    ("", "no text to check"),
+    ("Wow! Nice.", "nothing to check"),
+])
+async def test_check_against_the_news_refuses_empty_or_image_only_messages(discord_env, content,
+                                                                           error):
+    fake = discord_env.fake
+    image = {"id": "1", "filename": "photo.png", "size": 10, "url": "https://x/photo.png",
+             "proxy_url": "https://x/photo.png", "content_type": "image/png"}
+    msg = fake.member_message(GUILD_A, content, attachments=[image])
+    i = await fake.message_command("Check against the news", msg, guild_id=GUILD_A)
+    # Refused before deferring (no text) or after (no sentence): either way only to the user.
+    await fake.wait(lambda: (i.callback or {}).get("type") == 4 or i.followups,
+                    what="refusal")
+    reply = i.callback["data"] if i.callback["type"] == 4 else i.followups[0]
+    assert reply["flags"] & 64 and error in reply["content"]
