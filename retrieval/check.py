@@ -69,10 +69,10 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
         check = verifier.check(f"{claim} [1]", [Evidence(c.quote, c.passage.published,
                                                          c.passage.source)])
         if check.kept:
-            # Support may lack a word of the claim ("optimistic"); if another close sentence
-            # has that word and negates the claim ("he was not optimistic"), that one wins.
+            # Support may lack a word of the claim ("optimistic"); if another sentence near in
+            # meaning has that word and negates the claim, that one wins. Its wording may share
+            # little with the claim ("he was not optimistic"), so no overlap is asked of it.
             for d in cands:
-                # (Its wording may share little with the claim: "he was not optimistic".)
                 if d is not c and _lacks_what_negates(claim, c.quote, d.quote) \
                         and _close(verifier, claim, d.quote, min_overlap=0.0):
                     return Verdict(claim, DISPUTED, disagreement(claim, d.quote) or "",
