@@ -29,7 +29,7 @@ from bot.present import (
 )
 from bot.stream import Streamer
 from bot.views import AnswerView, PostPubliclyView, SourcesView
-from retrieval.check import MAX_CHARS, check_text
+from retrieval.check import check_text, checkable
 from retrieval.errors import NewsbotError, QuestionError
 from retrieval.followup import Turn
 from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
@@ -80,13 +80,10 @@ class NewsCommands(commands.Cog):
         """Check a message's claims against the stored news articles."""
         # Discord sends the target message's content with the interaction, so this needs no
         # message-content intent. Cheap refusals first, so they stay ephemeral and instant.
-        text = (message.content or "").strip()
-        if not text:
+        if not (message.content or "").strip():
             raise QuestionError("This message has no text to check (images, files and "
                                 "embeds are not read).")
-        if len(text) > MAX_CHARS:
-            raise QuestionError(f"The message is {len(text):,} characters long; the limit "
-                                f"is {MAX_CHARS:,}.")
+        text = checkable(message.content)
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.bot.read(check_text, self.core, text,
                                      visible_libraries(interaction.guild_id))

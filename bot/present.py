@@ -8,7 +8,17 @@ from collections.abc import Sequence
 
 import discord
 
-from retrieval.models import Answer, CheckReport, Citation, Passage, StoredArticle
+from retrieval.models import (
+    DISPUTED,
+    NOT_FOUND,
+    SUPPORTED,
+    VERDICT_LABELS,
+    Answer,
+    CheckReport,
+    Citation,
+    Passage,
+    StoredArticle,
+)
 
 # Discord's documented message limits.
 CONTENT_MAX = 2000
@@ -116,9 +126,7 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
     return e
 
 
-VERDICTS = {"supported": ("\u2705", "Supported by the articles"),
-            "disputed": ("\u26a0\ufe0f", "The articles say otherwise"),
-            "not_found": ("\u2754", "Not in the articles")}
+VERDICT_ICONS = {SUPPORTED: "\u2705", DISPUTED: "\u26a0\ufe0f", NOT_FOUND: "\u2754"}
 
 
 def check_embed(report: CheckReport, author: str = "") -> discord.Embed:
@@ -128,7 +136,7 @@ def check_embed(report: CheckReport, author: str = "") -> discord.Embed:
     per = min(FIELD_VALUE_MAX, (EMBED_TOTAL_MAX - 600) // max(1, len(report.verdicts))
               - FIELD_NAME_MAX)
     for i, v in enumerate(report.verdicts, 1):
-        icon, label = VERDICTS[v.verdict]
+        icon, label = VERDICT_ICONS[v.verdict], VERDICT_LABELS[v.verdict]
         claim = "> " + cut(escape(v.claim), per // 3).replace("\n", " ")
         lines = [claim]
         if v.verdict == "disputed" and v.reason:

@@ -103,7 +103,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check a text claim by claim against the stored articles."""
-    from newsbot.render import check_text as render
+    from newsbot.render import check_report_text
     from retrieval.check import check_text
 
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -114,7 +114,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_dict())
     else:
-        print(render(report), flush=True)
+        print(check_report_text(report), flush=True)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from retrieval.models import Answer, CheckReport, Citation, StoredArticle
+from retrieval.models import VERDICT_LABELS, Answer, CheckReport, Citation, StoredArticle
 
 
 def byline(c: Citation | StoredArticle, place: str = "") -> str:
@@ -41,19 +41,14 @@ def citation_lines(c: Citation, width: int = 100, label: str = "") -> list[str]:
     return lines
 
 
-VERDICT_TEXT = {"supported": "supported by the articles",
-                "disputed": "the articles say otherwise",
-                "not_found": "not in the articles"}
-
-
-def check_text(r: CheckReport, width: int = 100) -> str:
+def check_report_text(r: CheckReport, width: int = 100) -> str:
     lines = []
     for i, v in enumerate(r.verdicts, 1):
         if i > 1:
             lines.append("")
         lines += textwrap.wrap(f"{i}. {v.claim}", width, subsequent_indent="   ")
         why = "" if v.verdict != "disputed" else f" ({v.reason})"
-        lines.append(f"   -> {VERDICT_TEXT[v.verdict]}{why}")
+        lines.append(f"   -> {VERDICT_LABELS[v.verdict].lower()}{why}")
         for c in v.citations:
             lines += citation_lines(c, width, "    ")
     if r.skipped:

@@ -42,15 +42,22 @@ def claims_of(text: str) -> list[str]:
     return [c for c in split_claims(text) if len(words(c)) >= MIN_WORDS]
 
 
-def check_text(nb: Newsbot, text: str, libraries: list[str]) -> CheckReport:
-    """Check the first ``MAX_CLAIMS`` claims of ``text`` against ``libraries``."""
-    started = time.perf_counter()
+def checkable(text: str) -> str:
+    """``text`` stripped, or a QuestionError when it is empty or longer than a Discord
+    message can be (cheap: the bot runs it before deferring)."""
     text = (text or "").strip()
     if not text:
         raise QuestionError("there is no text to check")
     if len(text) > MAX_CHARS:
         raise QuestionError(f"the text is {len(text):,} characters long; the limit is "
                             f"{MAX_CHARS:,}")
+    return text
+
+
+def check_text(nb: Newsbot, text: str, libraries: list[str]) -> CheckReport:
+    """Check the first ``MAX_CLAIMS`` claims of ``text`` against ``libraries``."""
+    started = time.perf_counter()
+    text = checkable(text)
     claims = claims_of(text)
     if not claims:
         raise QuestionError(f"nothing to check: no sentence of {MIN_WORDS} words or more")
@@ -73,10 +80,9 @@ def judge(claim: str, cands: list[Candidate], verifier: Verifier) -> Verdict:
             # meaning has that word and negates the claim, that one wins. Its wording may share
             # little with the claim ("he was not optimistic"), so no overlap is asked of it.
             for d in cands:
-                if d is not c and _lacks_what_negates(claim, c.quote, d.quote) \
+                if d is not c and (why := _negates_what_support_lacks(claim, c.quote, d.quote)) \
                         and _close(verifier, claim, d.quote, min_overlap=0.0):
-                    return Verdict(claim, DISPUTED, disagreement(claim, d.quote) or "",
-                                   [to_citation(d, 1)])
+                    return Verdict(claim, DISPUTED, why, [to_citation(d, 1)])
             return Verdict(claim, SUPPORTED, "supported", [to_citation(c, 1)])
     # Only the sentence closest to the claim may dispute it: a farther one that happens to hold
     # another number ("nine hours" of other talks) is about something else.
@@ -96,14 +102,15 @@ def _close(verifier: Verifier, claim: str, sentence: str,
     return sim if sim >= verifier.min_similarity and overlap >= min_overlap else 0.0
 
 
-def _lacks_what_negates(claim: str, support: str, other: str) -> bool:
-    """True when ``other`` holds a content word of the claim that ``support`` lacks, and
-    negates the claim (or says its opposite). Other names and numbers in another sentence
+def _negates_what_support_lacks(claim: str, support: str, other: str) -> str | None:
+    """How ``other`` negates the claim (or says its opposite), when it holds a content word of
+    the claim that ``support`` lacks; else None. Other names and numbers in another sentence
     are usually another event, so only a negation overrides support."""
     from retrieval.tokens import term_match, tokens
 
     have = set(tokens(support))
-    missing = {t for t in tokens(claim) if not term_match(t, have)}
+    if not {t for t in tokens(claim) if not term_match(t, have)} & set(tokens(other)):
+        return None
     why = disagreement(claim, other)
-    return bool(missing & set(tokens(other))) and why is not None \
-        and why.startswith(("the article says the opposite", "it says '"))
+    return why if why and why.startswith(("the article says the opposite", "it says '")) \
+        else None

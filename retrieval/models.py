@@ -164,6 +164,9 @@ class Answer:
 
 
 SUPPORTED, DISPUTED, NOT_FOUND = "supported", "disputed", "not_found"
+VERDICT_LABELS = {SUPPORTED: "Supported by the articles",
+                  DISPUTED: "The articles say otherwise",
+                  NOT_FOUND: "Not in the articles"}
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ Unsupported sentences are removed, never shown."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +114,24 @@ def _names(claim: str, support_lower: set[str]) -> list[str]:
     return out
 
 
+def _missing_names(text: str, other: str, terms: set[str], other_acronyms: set[str]
+                   ) -> list[str]:
+    """The names of ``text`` that ``other`` lacks (``terms``: its terms; ``other_acronyms``:
+    its acronyms), in order."""
+    lower = {w.lower() for w in words(other)}
+    return [n for n in _names(text, lower)
+            if not any(term_match(t, terms) for t in tokens(n))
+            and n.lower() not in other_acronyms]
+
+
+def _opposite(stems: Iterable[str], terms: set[str]) -> tuple[str, str] | None:
+    """The first of ``stems`` whose opposite ``terms`` holds, and that opposite."""
+    for t in stems:
+        for o in sorted(_OPPOSITE.get(t, set()) & terms):
+            return t, o
+    return None
+
+
 def _negated(text: str) -> bool:
     ws = {w.lower() for w in words(text)}
     return bool(ws & _NEGATIONS) or "n't" in text.lower() or "n\u2019t" in text.lower()
@@ -176,21 +194,16 @@ class Verifier:
         meta = " ".join(f"{_date_words(e.published)} {e.source}" for e in cited)
         support_acronyms = acronyms(support)
         support_terms = set(tokens(f"{support} {meta}")) | support_acronyms
-        support_lower = {w.lower() for w in words(support)}
 
         extra = sorted(_numbers(text) - _numbers(f"{support} {meta}"))
         if extra:
             return result(False, f"number {extra[0]} is in none of its cited sentences")
-        for name in _names(text, support_lower):
-            if not any(term_match(t, support_terms) for t in tokens(name)) and \
-                    name.lower() not in support_acronyms:
-                return result(False, f"name {name} is in none of its cited sentences")
+        if missing := _missing_names(text, support, support_terms, support_acronyms):
+            return result(False, f"name {missing[0]} is in none of its cited sentences")
         if _negated(text) != _negated(support):
             return result(False, "negation differs from its cited sentences")
-        content = tokens(text)
-        for t in sorted(set(content) - support_terms):
-            for o in sorted(_OPPOSITE.get(t, set()) & support_terms):
-                return result(False, f"says {t!r} where its cited sentences say {o!r}")
+        if pair := _opposite(sorted(set(tokens(text)) - support_terms), support_terms):
+            return result(False, f"says {pair[0]!r} where its cited sentences say {pair[1]!r}")
 
         sim, ovl = self.closeness(text, [e.text for e in cited], support_terms)
         if sim < self.min_similarity:
@@ -265,11 +278,10 @@ def disagreement(claim: str, sentence: str) -> str | None:
     # "in Europe" against "in Moscow") does not dispute a claim.
     places = []
     for text, other in ((claim, sentence), (sentence, claim)):
-        terms = set(tokens(other)) | acronyms(other)
+        other_acronyms = acronyms(other)
         ws = words(text)
-        missing = {n for n in _names(text, {w.lower() for w in words(other)})
-                   if not any(term_match(t, terms) for t in tokens(n))
-                   and n.lower() not in acronyms(other)}
+        missing = set(_missing_names(text, other, set(tokens(other)) | other_acronyms,
+                                     other_acronyms))
         places.append({(i, w): (ws[i - 1].lower() if i else "",
                                 ws[i + 1].lower() if i + 1 < len(ws) else "")
                        for i, w in enumerate(ws) if w in missing})
@@ -280,11 +292,11 @@ def disagreement(claim: str, sentence: str) -> str | None:
                 return f"it names {n} where the article names {m}"
     if _negated(claim) != _negated(sentence):
         return "the article says the opposite: one of them is negated"
-    s_words = {tokens(w)[0]: w for w in words(sentence) if tokens(w)}
+    s_words = {toks[0]: w for w in words(sentence) if (toks := tokens(w))}
+    c_words: dict[str, str] = {}  # the claim's words the sentence lacks, by stem, in order
     for w in words(claim):
-        toks = tokens(w)
-        if not toks or toks[0] in s_words:
-            continue
-        for o in sorted(_OPPOSITE.get(toks[0], set()) & set(s_words)):
-            return f"it says {w!r} where the article says {s_words[o]!r}"
+        if (toks := tokens(w)) and toks[0] not in s_words:
+            c_words.setdefault(toks[0], w)
+    if pair := _opposite(c_words, set(s_words)):
+        return f"it says {c_words[pair[0]]!r} where the article says {s_words[pair[1]]!r}"
     return None

@@ -312,11 +312,13 @@ class FakeDiscord:
         return await self._send_interaction(payload)
 
     def member_message(self, guild_id: int, text: str, uid: int = 42,
-                       attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """A member's message in the guild's channel, as Discord resolves it for a message
-        command."""
-        return {"id": str(snowflake()), "channel_id": str(self.channels[guild_id]),
-                "author": user(uid, f"user{uid}"), "content": text,
+                       attachments: list[dict[str, Any]] | None = None, *,
+                       channel_id: int | None = None) -> dict[str, Any]:
+        """A member's message in the guild's channel (or ``channel_id``), as Discord sends it
+        in MESSAGE_CREATE or resolves it for a message command."""
+        return {"id": str(snowflake()), "channel_id": str(channel_id or self.channels[guild_id]),
+                "guild_id": str(guild_id), "author": user(uid, f"user{uid}"),
+                "member": self._member(uid, f"user{uid}", False, []), "content": text,
                 "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None,
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
                 "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
@@ -485,14 +487,9 @@ class FakeDiscord:
     async def mention(self, channel_id: int, text: str, uid: int = 42) -> dict[str, Any]:
         """A member's message that @mentions the bot (Discord sends its content to the bot even
         without the message-content intent)."""
-        guild_id = self._guild_of(channel_id)
-        msg = {"id": str(snowflake()), "channel_id": str(channel_id), "guild_id": str(guild_id),
-               "author": user(uid, f"user{uid}"), "member": self._member(uid, f"user{uid}",
-                                                                        False, []),
-               "content": f"<@{BOT_ID}> {text}", "timestamp": dt.datetime.now(dt.UTC)
-               .isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
-               "mentions": [BOT_USER], "mention_roles": [], "attachments": [], "embeds": [],
-               "pinned": False, "type": 0, "flags": 0, "components": []}
+        msg = self.member_message(self._guild_of(channel_id), f"<@{BOT_ID}> {text}", uid,
+                                  channel_id=channel_id)
+        msg["mentions"] = [BOT_USER]
         await self.dispatch("MESSAGE_CREATE", msg)
         return msg
 
