@@ -52,9 +52,7 @@ def main() -> None:
     args = p.parse_args()
 
     from newsbot.settings import Settings
-    from retrieval.cite import candidates, score_candidates
     from retrieval.read import SHIPPED, Reader, _cpu_bf16
-    from retrieval.search import Filters, hybrid_search
     from retrieval.service import Newsbot
 
     tmp = tempfile.TemporaryDirectory()
@@ -69,13 +67,7 @@ def main() -> None:
                      args.questions.read_text().splitlines() if x.strip()][: args.limit]
     nb.warm()
     libs = [nb.settings.library]
-    ranked_all = []
-    for q in questions:
-        qvec = nb.embedder.embed_query(q)
-        passages = hybrid_search(q, qvec, nb.settings.top_k, Filters(libs), nb.catalog,
-                                 nb.vectors, nb.lexical, {})
-        ranked_all.append((q, score_candidates(q, qvec, candidates(passages, nb.catalog),
-                                               nb.catalog, nb.vectors)))
+    ranked_all = [(q, nb.rank(q, libs)) for q in questions]
     precisions = ["fp32", "int8"] + (["bf16"] if _cpu_bf16() else [])
     print(f"{len(questions)} questions; CPU bf16 native: {_cpu_bf16()}")
     print("| precision | candidates | median ms | p95 ms | vs fp32 | max abs Δp | top-1 "
@@ -88,7 +80,7 @@ def main() -> None:
             times, probs = [], []
             for q, ranked in ranked_all:
                 head = list(ranked[:n])
-                prev = nb._previous_sentences(head)
+                prev = nb.previous_sentences(head)
                 saved = [(c.score, c.relevance) for c in head]
                 best = None
                 for _ in range(args.repeat):

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/rerank_pipeline.py --data-dir /tmp/newsbot-eval \\
         --questions ../shared/data/realtimeqa-dev/questions.jsonl [--reader DIR] [-n 12]
 
-Asks each question as `newsbot eval` does (dated as of the question, extractive, hand-set
-scorer), keeps the ranked candidate sentences, and prints how often one holding a gold answer
+Ranks each question's candidate sentences as `newsbot eval`'s answers do (dated as of the
+question, hand-set scorer; `Newsbot.rank`), and prints how often one holding a gold answer
 comes first and in the top 3: in the scorer's order, and, with --reader, in the reader's order
 (its logit alone, and its stack) over the scorer's top N. Also how often the top N hold an
 answer at all, the ceiling for any reranker. The store must already hold the questions'
@@ -34,7 +34,6 @@ def main() -> None:
 
     import numpy as np
 
-    import retrieval.cite as cite
     from newsbot.settings import load_settings
     from retrieval.evaluate import holds, load_questions
     from retrieval.read import Reader, pair_text
@@ -42,26 +41,16 @@ def main() -> None:
 
     nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
     reader = Reader(args.reader, "cpu", precision="fp32").load() if args.reader else None
-    seen: dict[str, list] = {}
-    select = cite.select
-
-    def keep(ranked, threshold, n):  # the ranking `ask` hands to citation selection
-        seen["ranked"] = list(ranked)
-        return select(ranked, threshold, n)
-
-    cite.select = keep
     orders: dict[str, list[list[bool]]] = {"scorer": [], "reader logit": [], "reader stack": []}
     ceiling = []
     for q in load_questions(args.questions)[: args.limit]:
-        nb.ask(q.question, libraries=[args.library], as_of=q.question_date, llm=False,
-               reader=False)
-        head = seen["ranked"][: args.n]
+        head = nb.rank(q.question, [args.library], as_of=q.question_date)[: args.n]
         hold = [holds(c.quote, q.answers) for c in head]
         orders["scorer"].append(hold)
         ceiling.append(any(hold))
         if reader is None or not head:
             continue
-        prev = nb._previous_sentences(head)
+        prev = nb.previous_sentences(head)
         logits = reader.logits(q.question, [
             pair_text(c.quote, c.passage.title,
                       prev.get((c.library, c.article_id, c.index), "")) for c in head])

@@ -348,7 +348,7 @@ class Newsbot:
         rd = self.reader if reader else None
         if rd is not None:  # the reader re-reads the best candidates and sets the threshold
             t = time.perf_counter()
-            ranked = rd.rerank(q, ranked, self._previous_sentences(ranked[: rd.candidates]))
+            ranked = rd.rerank(q, ranked, self.previous_sentences(ranked[: rd.candidates]))
             threshold = self.settings.reader_abstain_below
             if threshold is None:
                 threshold = rd.threshold
@@ -399,17 +399,20 @@ class Newsbot:
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         return passages, ranked
 
-    def rank(self, text: str, libraries: list[str]) -> list[Candidate]:
+    def rank(self, text: str, libraries: list[str], as_of: str | None = None
+             ) -> list[Candidate]:
         """The candidate sentences for ``text`` (a question or a claim), best first, as
-        ``ask`` ranks them before citing; nothing is abstained on here."""
+        ``ask`` ranks them before citing (``as_of`` as in ``ask``); nothing is abstained on."""
         from retrieval.search import Filters
 
         q = self.check_question(text)
-        filters = Filters([check_library(lib) for lib in libraries], None, None, None)
+        as_of = check_date(as_of, "as_of")
+        filters = Filters([check_library(lib) for lib in libraries], None, None, as_of)
+        ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         return self._rank(q, filters, self.settings.top_k, self.settings.top_k, "hybrid",
-                          dt.date.today(), {})[1]
+                          ref, {})[1]
 
-    def _previous_sentences(self, cands: list[Candidate]) -> dict[tuple[str, str, int], str]:
+    def previous_sentences(self, cands: list[Candidate]) -> dict[tuple[str, str, int], str]:
         """The sentence before each candidate: the reader's context, so that "he said" in the
         candidate is read as whoever the sentence before names."""
         wanted = {(c.library, c.article_id, c.index - 1) for c in cands if c.index > 0}

@@ -122,3 +122,13 @@ def test_wire_story_reprinted_by_several_outlets_is_cited_once(make_bot, tmp_pat
     from bot.present import answer_embed
 
     assert "reported by 3 sources" in answer_embed(answer).fields[0].value
+
+
+def test_rank_orders_candidates_as_ask_cites_them_and_honours_as_of(sample_bot):
+    ranked = sample_bot.rank(REFERENCE_QUESTION, ["global"])
+    answer = sample_bot.ask(REFERENCE_QUESTION)
+    assert ranked[0].quote == answer.citations[0].quote and LAMBRECHT in ranked[0].quote
+    # Asked as of the day before the Interfax article, it can't be a candidate.
+    early = sample_bot.rank(REFERENCE_QUESTION, ["global"], as_of="2022-01-26")
+    assert early and all(c.passage.published <= "2022-01-26" for c in early)
+    assert not any(c.article_id == "interfax-wallace-2022-01-27" for c in early)
