@@ -11,7 +11,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 import discord
@@ -28,6 +28,7 @@ from retrieval.service import Newsbot
 
 log = logging.getLogger("newsbot.bot")
 T = TypeVar("T")
+CLOSE_WAIT_S = 30.0  # the longest close() waits for work in flight (fetches have deadlines)
 # Writes (ingests, removals) queued across all servers at once; more are told to come back.
 MAX_QUEUED_WRITES = 8
 
@@ -63,11 +64,16 @@ class NewsBot(commands.Bot):
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="newsbot-write")
         self._polls = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")
         self._writing: set[int | None] = set()  # guilds with a write queued or running
+        # Work handed to the pools and not finished. Cancelling the coroutine that awaits it
+        # does not stop a thread, so close() waits for these before closing the stores.
+        self._running: set[Future] = set()
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any,
                    **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, functools.partial(fn, *args, **kwargs))
+        job = pool.submit(functools.partial(fn, *args, **kwargs))
+        self._running.add(job)
+        job.add_done_callback(self._running.discard)
+        return await asyncio.wrap_future(job)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read (embedding, search, catalog) off the event loop, on the readers' pool."""
@@ -138,6 +144,9 @@ class NewsBot(commands.Bot):
         await super().close()
         for pool in (self._reads, self._fetches, self._writes, self._polls):
             pool.shutdown(wait=False, cancel_futures=True)
+        # A feed poll or a write still running would otherwise meet a closed database.
+        if self._running:
+            await asyncio.to_thread(wait, list(self._running), CLOSE_WAIT_S)
         self.feedback.close()
         self.conversations.close()
         self.feeds.close()

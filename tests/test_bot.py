@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import discord
 import pytest
@@ -731,3 +732,18 @@ async def test_check_against_the_news_refuses_empty_or_image_only_messages(disco
                     what="refusal")
     reply = i.callback["data"] if i.callback["type"] == 4 else i.followups[0]
     assert reply["flags"] & 64 and error in reply["content"]
+
+
+async def test_close_waits_for_a_feed_poll_in_flight(discord_env):
+    # A poll still running when the bot closes used to meet a closed feeds database.
+    bot, done = discord_env.bot, []
+
+    def slow_poll():
+        time.sleep(0.5)
+        done.append(bot.feeds.list())
+
+    job = asyncio.create_task(bot._run(bot._polls, slow_poll))
+    await asyncio.sleep(0.1)
+    job.cancel()  # as close() cancels the poller
+    await bot.close()
+    assert done == [[]]
