@@ -30,6 +30,10 @@ def main() -> None:
     ap.add_argument("--reader", help="a reader directory (newsbot train-reader --out)")
     ap.add_argument("-n", type=int, default=12, help="candidates the reader re-reads")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--dump", type=Path, metavar="FILE",
+                    help="also write each question's top N candidates (text, title, sentence "
+                         "before, heuristic score, holds an answer) as JSON, the input of "
+                         "benchmarks/reader_sweep.py")
     args = ap.parse_args()
 
     import numpy as np
@@ -43,14 +47,20 @@ def main() -> None:
     reader = Reader(args.reader, "cpu", precision="fp32").load() if args.reader else None
     orders: dict[str, list[list[bool]]] = {"scorer": [], "reader logit": [], "reader stack": []}
     ceiling = []
+    dumped: list[dict] = []
     for q in load_questions(args.questions)[: args.limit]:
         head = nb.rank(q.question, [args.library], as_of=q.question_date)[: args.n]
         hold = [holds(c.quote, q.answers) for c in head]
         orders["scorer"].append(hold)
         ceiling.append(any(hold))
+        prev = nb.previous_sentences(head) if head and (reader or args.dump) else {}
+        if args.dump:
+            dumped.append({"id": q.id, "question": q.question, "answers": q.answers, "cands": [
+                {"text": c.quote, "title": c.passage.title, "heuristic": c.relevance,
+                 "previous": prev.get((c.library, c.article_id, c.index), ""), "holds": h}
+                for c, h in zip(head, hold, strict=True)]})
         if reader is None or not head:
             continue
-        prev = nb.previous_sentences(head)
         logits = reader.logits(q.question, [
             pair_text(c.quote, c.passage.title,
                       prev.get((c.library, c.article_id, c.index), "")) for c in head])
@@ -58,6 +68,10 @@ def main() -> None:
                                                                              strict=True)]
         for name, s in (("reader logit", logits), ("reader stack", np.asarray(stack))):
             orders[name].append([hold[i] for i in np.argsort(-s, kind="stable")])
+    if args.dump:
+        import json
+
+        args.dump.write_text(json.dumps(dumped), encoding="utf-8")
     print(f"{len(ceiling)} questions; an answer among the scorer's top {args.n}: "
           f"{np.mean(ceiling):.3f}")
     for name, rows in orders.items():
