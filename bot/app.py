@@ -20,10 +20,12 @@ from discord.ext import commands
 
 from bot.conversations import Conversations
 from bot.feedback import FeedbackStore
-from bot.present import NONE, cut
+from bot.present import NONE, check_message, cut, follow_embed
 from newsbot.settings import Settings
 from retrieval.errors import NewsbotError
 from retrieval.feeds import FeedStore, poll_all
+from retrieval.follow import FollowStore, check_follows
+from retrieval.models import Follow, FollowHit
 from retrieval.service import Newsbot
 
 log = logging.getLogger("newsbot.bot")
@@ -51,7 +53,11 @@ class NewsBot(commands.Bot):
         self.feedback = FeedbackStore(core.data_dir / "feedback.sqlite3")
         self.conversations = Conversations(core.data_dir / "conversations.sqlite3")
         self.feeds = FeedStore(core.data_dir / "feeds.sqlite3")
+        self.follows = FollowStore(core.data_dir / "follows.sqlite3")
         self._poller: asyncio.Task | None = None
+        self._follower: asyncio.Task | None = None
+        self._follow_due = asyncio.Event()
+        core.on_ingest.append(self._ingested)
         self._mentioned: dict[int, float] = {}
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
@@ -128,6 +134,58 @@ class NewsBot(commands.Bot):
                 log.exception("feed polling failed; trying again next round")
             await asyncio.sleep(self.settings.feed_interval_s)
 
+    def _ingested(self, library: str) -> None:
+        """From the thread that ingested: check the standing questions now."""
+        with contextlib.suppress(RuntimeError, AttributeError):  # loop closed or not started
+            self.loop.call_soon_threadsafe(self._follow_due.set)
+
+    async def watch_follows(self) -> None:
+        """Check the standing questions after each of this bot's ingests, and every
+        NEWSBOT_FOLLOW_SCAN_S for articles another process stored (a CLI ingest)."""
+        every = self.settings.follow_scan_s or None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._follow_due.wait(), every)
+            self._follow_due.clear()
+            try:
+                hits = await self._run(self._polls, check_follows, self.core, self.follows,
+                                       "discord")
+                for hit in hits:
+                    await self.post_follow(hit)
+            except Exception:
+                log.exception("checking the standing questions failed; trying again later")
+
+    async def post_follow(self, hit: FollowHit) -> None:
+        f = hit.follow
+        embed = follow_embed(hit)
+        check_message([embed])
+        try:
+            await self.get_partial_messageable(int(f.channel)).send(embed=embed,
+                                                                    allowed_mentions=NONE)
+        except (discord.Forbidden, discord.NotFound) as e:
+            log.info("standing question %s paused: channel %s refused (%s)", f.id, f.channel,
+                     e.status)
+            reason = "the bot can no longer post in its channel"
+            if await self._run(self._polls, self.follows.pause, f.id, reason):
+                await self._tell_owner(f, reason)
+            return
+        except discord.HTTPException as e:  # Discord's trouble, not the channel's: next time
+            log.warning("could not post standing question %s: %s", f.id, e)
+            return
+        await self._run(self._polls, self.follows.record_post, hit)
+
+    async def _tell_owner(self, f: Follow, reason: str) -> None:
+        """Tell whoever added a paused question, once, in a direct message if they accept one."""
+        try:
+            dm = await self.create_dm(discord.Object(int(f.added_by)))
+            await dm.send(
+                f"Your standing question #{f.id} is paused: {reason} (<#{f.channel}>). Give "
+                f"the bot permission to post there, then `/follow add` the same question "
+                f"again to resume it:\n> {cut(f.question, 1500)}", allowed_mentions=NONE)
+        except (discord.HTTPException, ValueError) as e:
+            log.info("could not tell user %s that question %s is paused: %s", f.added_by, f.id,
+                     e)
+
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: a mention is a follow-up question (see the cog's listener),
         never a command to parse."""
@@ -135,12 +193,17 @@ class NewsBot(commands.Bot):
     async def on_ready(self) -> None:
         if self.settings.feed_interval_s and self._poller is None:
             self._poller = asyncio.create_task(self.poll_feeds(), name="newsbot-feeds")
+        if self._follower is None:
+            self._follower = asyncio.create_task(self.watch_follows(), name="newsbot-follows")
         log.info("ready as %s in %d guilds; startup took %.1f s", self.user, len(self.guilds),
                  time.perf_counter() - self.created)
 
     async def close(self) -> None:
-        if self._poller:
-            self._poller.cancel()
+        for task in (self._poller, self._follower):
+            if task:
+                task.cancel()
+        with contextlib.suppress(ValueError):
+            self.core.on_ingest.remove(self._ingested)
         await super().close()
         for pool in (self._reads, self._fetches, self._writes, self._polls):
             pool.shutdown(wait=False, cancel_futures=True)
@@ -150,6 +213,7 @@ class NewsBot(commands.Bot):
         self.feedback.close()
         self.conversations.close()
         self.feeds.close()
+        self.follows.close()
 
     def mention_cooldown(self, user_id: int) -> bool:
         """The /ask cooldown, for follow-ups asked by mention: True when the user may ask."""

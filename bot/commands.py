@@ -31,6 +31,7 @@ from bot.stream import Streamer
 from bot.views import AnswerView, PostPubliclyView, SourcesView
 from retrieval.check import check_text, checkable
 from retrieval.errors import NewsbotError, QuestionError
+from retrieval.follow import add_follow
 from retrieval.followup import Turn
 from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
 from retrieval.libraries import guild_library, visible_libraries
@@ -51,7 +52,8 @@ def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
     return app_commands.Cooldown(1, seconds) if seconds > 0 else None
 
 
-def _require_admin(interaction: discord.Interaction) -> None:
+def _require_admin(interaction: discord.Interaction,
+                   what: str = "change this server's articles") -> None:
     role = interaction.client.settings.admin_role
     user = interaction.user
     if interaction.permissions.manage_guild:
@@ -59,7 +61,7 @@ def _require_admin(interaction: discord.Interaction) -> None:
     if role and isinstance(user, discord.Member) and any(r.name == role for r in user.roles):
         return
     who = "members with Manage Server" + (f" or the {role} role" if role else "")
-    raise NotAdmin(f"Only {who} can change this server's articles.")
+    raise NotAdmin(f"Only {who} can {what}.")
 
 
 class NewsCommands(commands.Cog):
@@ -326,6 +328,63 @@ class NewsCommands(commands.Cog):
         await interaction.response.send_message(
             cut("\n".join(lines) or "No feeds yet; `/feeds add` follows one.", 2000),
             ephemeral=True, allowed_mentions=NONE)
+
+    follow = app_commands.Group(
+        name="follow", guild_only=True,
+        description="Standing questions: answered here when a new article answers them")
+
+    @follow.command(name="add")
+    @app_commands.describe(question="The question to answer when the news arrives",
+                           channel="Where to post the answer (default: this channel)")
+    async def follow_add(self, interaction: discord.Interaction,
+                         question: app_commands.Range[str, 1, 1000],
+                         channel: discord.TextChannel | None = None) -> None:
+        """Post the cited answer when a new article answers this question (admins only)."""
+        _require_admin(interaction, "change this server's standing questions")
+        question = self.core.check_question(question)
+        target = channel.id if channel else interaction.channel_id
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        follow, new = await self.bot.read(
+            add_follow, self.core, self.bot.follows, question,
+            visible_libraries(interaction.guild_id), str(interaction.guild_id), str(target),
+            str(interaction.user.id))
+        every = self.bot.settings.follow_every_s
+        await interaction.followup.send(
+            f"{'Following' if new else 'Resumed'} #{follow.id}: when a new article answers "
+            f"it, the answer is posted in <#{target}> (at most once every "
+            f"{every / 60:g} minutes).", ephemeral=True, allowed_mentions=NONE)
+
+    @follow.command(name="list")
+    async def follow_list(self, interaction: discord.Interaction) -> None:
+        """The standing questions of this server."""
+        rows = await self.bot.read(self.bot.follows.list, str(interaction.guild_id))
+        lines = []
+        for f in rows:
+            if f.paused:
+                state = f"paused: {f.paused}"
+            elif f.last_posted:
+                last = dt.datetime.fromisoformat(f.last_posted)
+                state = f"last answered {discord.utils.format_dt(last, 'R')}"
+            else:
+                state = "not answered yet"
+            lines.append(f"**#{f.id}** {escape(cut(f.question, 200))} \u00b7 <#{f.channel}> "
+                         f"\u00b7 {state}")
+        limit = self.bot.settings.follow_max_per_server
+        head = f"{len(rows)} of {limit} standing questions"
+        await interaction.response.send_message(
+            cut("\n".join([head, *lines]) if rows else
+                "No standing questions yet; `/follow add` asks one.", 2000),
+            ephemeral=True, allowed_mentions=NONE)
+
+    @follow.command(name="remove")
+    @app_commands.describe(id="The question's number, as /follow list shows it")
+    async def follow_remove(self, interaction: discord.Interaction, id: int) -> None:
+        """Stop following a standing question (admins only)."""
+        _require_admin(interaction, "change this server's standing questions")
+        if not await self.bot.read(self.bot.follows.remove, id, str(interaction.guild_id)):
+            raise NewsbotError(f"This server has no standing question #{id}; `/follow list` "
+                               "shows them.")
+        await interaction.response.send_message(f"Stopped following #{id}.", ephemeral=True)
 
     @app_commands.command()
     @app_commands.guild_only()

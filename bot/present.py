@@ -16,6 +16,7 @@ from retrieval.models import (
     Answer,
     CheckReport,
     Citation,
+    FollowHit,
     Passage,
     StoredArticle,
 )
@@ -123,6 +124,22 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
         footer = f"{footer} \u00b7 {len(answer.citations) - shown} more citations not shown"
     if footer:
         e.set_footer(text=cut(footer.strip(" \u00b7"), FOOTER_MAX))
+    return e
+
+
+def follow_embed(hit: FollowHit, now: dt.datetime | None = None) -> discord.Embed:
+    """A standing question answered: the question, the sentence with its article, and how
+    long after the article arrived. Articles carry a date, not a time, so the minutes count
+    from when it was stored here."""
+    now = now or dt.datetime.now(dt.UTC)
+    arrived = dt.datetime.fromisoformat(hit.ingested_at)
+    minutes = max(0, round((now - arrived).total_seconds() / 60))
+    e = discord.Embed(title=cut(escape(hit.follow.question), TITLE_MAX), colour=ANSWER_COLOUR,
+                      description=f"A new article answers standing question #{hit.follow.id}.")
+    name, value = citation_field(hit.citation)
+    e.add_field(name=name, value=value, inline=False)
+    e.set_footer(text=f"Answered {minutes} minute{'s' * (minutes != 1)} after the article "
+                      f"arrived · /follow remove {hit.follow.id} stops this")
     return e
 
 

@@ -235,27 +235,70 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follows(nb):
+    from retrieval.follow import FollowStore
+
+    return FollowStore(nb.data_dir / "follows.sqlite3")
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from retrieval.follow import CLI, add_follow
+
+    nb = _service(args)
+    store = _follows(nb)
+    try:
+        if args.action == "add":
+            library = _library(args, nb)
+            follow, new = add_follow(nb, store, args.question, [library], CLI)
+            print(f"{'following' if new else 'resumed'} #{follow.id} in {library}: "
+                  f"{follow.question}\n`newsbot watch` prints the answer when a new article "
+                  f"gives one")
+        elif args.action == "remove":
+            if not store.remove(args.id, CLI):
+                raise NewsbotError(f"no standing question #{args.id}; `newsbot follow list` "
+                                   "shows them")
+            print(f"stopped following #{args.id}")
+        else:
+            follows = store.list(CLI)
+            for f in follows:
+                state = f"paused: {f.paused}" if f.paused else \
+                    f"last answered {f.last_posted}" if f.last_posted else "not answered yet"
+                print(f"#{f.id}  {','.join(f.libraries)}  {f.question}  ({state})")
+            print(f"{len(follows)} standing questions")
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     import time
 
+    from newsbot.render import follow_hit_text
     from retrieval.feeds import poll_all
+    from retrieval.follow import CLI, check_follows
 
     nb = _service(args)
-    store = _feeds(nb)
+    store, follows = _feeds(nb), _follows(nb)
     interval = args.interval if args.interval is not None else nb.settings.feed_interval_s
-    if not store.list():
-        raise NewsbotError("no feeds to watch; add one with `newsbot feeds add URL`")
+    if not store.list() and not follows.list(CLI):
+        raise NewsbotError("nothing to watch; add a feed with `newsbot feeds add URL` or a "
+                           "standing question with `newsbot follow add QUESTION`")
     failed = False
     try:
         while True:
             for report in poll_all(nb, store):
                 print(report.summary(), flush=True)
                 failed |= report.status.startswith("error") or bool(report.failed)
+            # Whoever stored them (these feeds, `newsbot ingest`, the bot): new articles only.
+            for hit in check_follows(nb, follows, CLI):
+                print(follow_hit_text(hit), flush=True)
+                follows.record_post(hit)
             if args.once or interval <= 0:
                 return 2 if failed else 0
             time.sleep(interval)
     finally:
         store.close()
+        follows.close()
 
 
 TARGETS = [("supported@1", lambda m: m.supported_at_1, ">=", 0.60),
@@ -457,8 +500,20 @@ def build_parser() -> argparse.ArgumentParser:
     fsub.add_parser("list", parents=[common, lib], help="the feeds followed, with their state")
     s.set_defaults(func=cmd_feeds)
 
+    s = sub.add_parser("follow", parents=[common, lib],
+                       help="standing questions, answered when a new article answers them")
+    fsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = fsub.add_parser("add", parents=[common, lib],
+                        help="follow a question (over --library); `watch` prints answers")
+    a.add_argument("question", metavar="QUESTION")
+    a = fsub.add_parser("remove", parents=[common, lib], help="stop following a question")
+    a.add_argument("id", type=int, metavar="ID", help="its number, as `follow list` shows it")
+    fsub.add_parser("list", parents=[common, lib], help="the standing questions, with state")
+    s.set_defaults(func=cmd_follow)
+
     s = sub.add_parser("watch", parents=[common],
-                       help="poll the feeds and ingest new or changed items")
+                       help="poll the feeds, ingest new or changed items, and print answers "
+                            "to standing questions that new articles give")
     s.add_argument("--once", action="store_true", help="poll every feed once, then exit")
     s.add_argument("--interval", type=float, metavar="SECONDS",
                    help="seconds between polls (default $NEWSBOT_FEED_INTERVAL_S, 900)")

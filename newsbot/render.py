@@ -5,7 +5,14 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from retrieval.models import VERDICT_LABELS, Answer, CheckReport, Citation, StoredArticle
+from retrieval.models import (
+    VERDICT_LABELS,
+    Answer,
+    CheckReport,
+    Citation,
+    FollowHit,
+    StoredArticle,
+)
 
 
 def byline(c: Citation | StoredArticle, place: str = "") -> str:
@@ -55,3 +62,10 @@ def check_report_text(r: CheckReport, width: int = 100) -> str:
         lines += ["", f"({r.skipped} more sentence(s) not checked: at most "
                       f"{len(r.verdicts)} are.)"]
     return "\n".join(lines)
+
+
+def follow_hit_text(hit: FollowHit, width: int = 100) -> str:
+    """A standing question answered by a new article, as `newsbot watch` prints it."""
+    return "\n".join([f"Standing question #{hit.follow.id}: {hit.follow.question}",
+                      *citation_lines(hit.citation, width),
+                      f"    (the article arrived {hit.ingested_at})"])

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(5, ge=0, le=20)
     feed_interval_s: float = Field(900.0, ge=0, le=86_400)  # bot and `watch` polling; 0: off
 
+    # -- standing questions (/follow, `newsbot follow`)
+    follow_max_per_server: int = Field(25, ge=1, le=1000)  # the CLI's follows count as one server
+    # Post only when the best new sentence's relevance reaches this: stricter than
+    # abstain_below, since nobody asked at that moment (README, "Standing questions").
+    follow_min_score: float = Field(0.60, ge=0.0, le=2.0)
+    follow_every_s: float = Field(3600.0, ge=0, le=604_800)  # at most one post per question
+    # How often the bot looks for articles that another process (CLI ingest) stored; its own
+    # ingests and feed polls are checked at once. 0: only those.
+    follow_scan_s: float = Field(60.0, ge=0, le=86_400)
+
     # -- Discord
     discord_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"))

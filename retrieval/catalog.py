@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS articles (
     PRIMARY KEY (library, id)
 );
 CREATE INDEX IF NOT EXISTS articles_url ON articles (library, url);
+-- Standing questions look for what arrived since their last look (retrieval/follow.py).
+CREATE INDEX IF NOT EXISTS articles_ingested ON articles (ingested_at);
 CREATE TABLE IF NOT EXISTS sentences (
     library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL,
     start INTEGER NOT NULL, end INTEGER NOT NULL,
@@ -289,6 +291,22 @@ class Catalog:
             if row:
                 out[key] = np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
         return out
+
+    def vectors_of(self, library: str, article_id: str) -> np.ndarray | None:
+        """All sentence vectors of one article, in sentence order (None if any is missing)."""
+        rows = self.db.execute("SELECT vec FROM sentence_vectors WHERE library=? AND "
+                               "article_id=? ORDER BY idx", (library, article_id)).fetchall()
+        if not rows:
+            return None
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float16).reshape(
+            len(rows), -1).astype(np.float32)
+
+    def ingested_since(self, since: str) -> list[tuple[str, str, str, str, str]]:
+        """(library, id, hash, ingested_at, status) of articles written at or after ``since``
+        (an ISO time; pending ones too, so a caller can wait for them)."""
+        return self.db.execute("SELECT library, id, hash, ingested_at, status FROM articles "
+                               "WHERE ingested_at >= ? ORDER BY ingested_at, library, id",
+                               (since,)).fetchall()
 
     def count_sentence_vectors(self, library: str | None = None,
                                article_id: str | None = None) -> int:

@@ -7,6 +7,7 @@ import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
 from retrieval.search import freshness
 from retrieval.store import VectorStore
-from retrieval.tokens import term_match, tokens, words
+from retrieval.tokens import TermSet, term_match, tokens, words
 
 # Weights chosen on the dev questions with benchmarks/tune_citations.py (README: quality).
 DENSE_WEIGHT = 0.55
@@ -102,14 +103,46 @@ def lexical_overlap(weights: dict[str, float], sentence: str, published: str = "
     total = sum(weights.values())
     if not total:
         return 0.0
-    terms = set(tokens(sentence)) | acronyms(sentence) | date_terms(published)
+    terms = sentence_terms(sentence, published)
+    context = TermSet(context) if context and not isinstance(context, TermSet) else context
     got = 0.0
     for t, w in weights.items():
-        m = term_match(t, terms)
+        m = _term_match(t, terms)
         if m < 1.0 and context and (not CONTEXT_NAMES_ONLY or t in (strong or ())):
-            m = max(m, CONTEXT_SHARE * term_match(t, context))
+            m = max(m, CONTEXT_SHARE * _term_match(t, context))
         got += w * m
     return got / total
+
+
+# Standing questions score the same new sentences against hundreds of questions: each
+# sentence's and passage's terms are worked out once (bounded: a few MB).
+@lru_cache(maxsize=8192)
+def sentence_terms(sentence: str, published: str = "") -> frozenset[str]:
+    return TermSet(frozenset(tokens(sentence)) | acronyms(sentence) | date_terms(published))
+
+
+@lru_cache(maxsize=2048)
+def passage_terms(title: str, text: str) -> frozenset[str]:
+    """What a passage's sentences can borrow from around them: its words, title, acronyms."""
+    return TermSet(frozenset(tokens(f"{title} {text}")) | acronyms(text) | acronyms(title))
+
+
+def overlap_bound(weights: dict[str, float], title: str, text: str, published: str) -> float:
+    """The most ``lexical_overlap`` can give any sentence of this passage: every question term
+    the passage, its title or its date holds counted as the sentence's own."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    terms = _bound_terms(title, text, published)
+    return sum(w * _term_match(t, terms) for t, w in weights.items()) / total
+
+
+@lru_cache(maxsize=2048)
+def _bound_terms(title: str, text: str, published: str) -> TermSet:
+    return TermSet(passage_terms(title, text) | date_terms(published))
+
+
+_term_match = lru_cache(maxsize=1 << 16)(term_match)
 
 
 QUANTITY = {"how many", "how much", "how long", "how old", "how far"}
@@ -160,22 +193,25 @@ def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
 
 def score_candidates(
     question: str, qvec: np.ndarray, cands: list[Candidate], catalog: Catalog,
-    vectors: VectorStore, ref_date: dt.date | None = None,
+    vectors: VectorStore | None, ref_date: dt.date | None = None,
+    vecs: dict[tuple[str, str, int], np.ndarray] | None = None, passages: int | None = None,
 ) -> list[Candidate]:
+    """Rank ``cands``; ``vecs``: their sentence vectors when the caller holds them already;
+    ``passages``: how many passages were ranked, when ``cands`` leave some out."""
     keys = [(c.library, c.article_id, c.index) for c in cands]
-    vecs = catalog.sentence_vectors(keys)
-    if len(vecs) < len(keys):  # a store written before sentence vectors moved to the catalog
+    if vecs is None:
+        vecs = catalog.sentence_vectors(keys)
+    # A store written before sentence vectors moved to the catalog.
+    if len(vecs) < len(keys) and vectors is not None:
         vecs |= vectors.legacy_sentence_vectors([k for k in keys if k not in vecs])
     strong = _strong(question)
     weights = _weights(question, strong)
     kind = answer_type(question)
-    n = max(1, len({c.passage_rank for c in cands}))
-    contexts: dict[int, set[str]] = {}
+    n = passages or max(1, len({c.passage_rank for c in cands}))
+    contexts: dict[int, frozenset[str]] = {}
     for c in cands:
         if id(c.passage) not in contexts:
-            p = c.passage
-            contexts[id(p)] = (set(tokens(f"{p.title} {p.text}")) | acronyms(p.text)
-                               | acronyms(p.title))
+            contexts[id(c.passage)] = passage_terms(c.passage.title, c.passage.text)
         v = vecs.get((c.library, c.article_id, c.index))
         dense = float(v @ qvec) if v is not None else 0.0
         lexical = lexical_overlap(weights, c.quote, c.passage.published,

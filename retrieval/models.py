@@ -237,3 +237,30 @@ class StoredArticle:
     url: str
     sentences: int
     ingested_at: str
+
+
+@dataclass(slots=True)
+class Follow:
+    """A standing question: answered when an article that answers it arrives."""
+
+    id: int
+    scope: str  # a Discord server's id, or "cli" for `newsbot follow`
+    channel: str  # where answers are posted ("" for the CLI)
+    libraries: list[str]  # what it reads
+    question: str
+    added_by: str  # a Discord user id, or "operator"
+    added: str  # ISO time; only articles stored after it can answer
+    paused: str = ""  # why it no longer posts ("" while active)
+    last_answer: str = ""  # what was last posted, so the same answer is never posted twice
+    last_posted: str = ""
+
+
+@dataclass(slots=True)
+class FollowHit:
+    """A new article's sentence that answers a standing question."""
+
+    follow: Follow
+    citation: Citation
+    answer: str  # compared with ``follow.last_answer``: the sentence, normalised
+    ingested_at: str  # when the answering article was stored (ISO time)
+    score: float = 0.0

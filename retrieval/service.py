@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from retrieval.store import VectorStore
 
 Progress = Callable[[int], None]
+log = logging.getLogger("newsbot")
 
 
 def check_date(value: str | None, name: str) -> str | None:
@@ -65,6 +67,9 @@ class Newsbot:
             raise StoreError(f"the data directory {self.data_dir} is not writable")
         self.catalog = Catalog(self.data_dir / "catalog.sqlite3")
         self._write_lock = threading.Lock()
+        # Called with the library after an ingest stored new or changed articles, from the
+        # ingesting thread (the bot checks its standing questions at once).
+        self.on_ingest: list[Callable[[str], None]] = []
 
     # -- parts loaded on first use, so commands that need no model stay fast
     @cached_property
@@ -259,6 +264,11 @@ class Newsbot:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
             self.lexical.refresh()  # the ingest pays for BM25, not the next question
+            for hook in self.on_ingest:
+                try:
+                    hook(library)
+                except Exception:  # a listener's failure never fails a stored ingest
+                    log.exception("an ingest listener failed")
         report.seconds = time.perf_counter() - started
         return report
 

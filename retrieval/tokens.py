@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import lru_cache
 
 _WORD = re.compile(r"\w[\w'\u2019-]*\w|\w", re.UNICODE)
@@ -47,11 +48,29 @@ def tokens_many(texts: list[str]) -> list[list[str]]:
     return [tokens(t) for t in texts]
 
 
-def term_match(term: str, terms: set[str]) -> float:
+class TermSet(frozenset):
+    """Terms that many questions are matched against: the prefix test is a binary search."""
+
+    __slots__ = ("_sorted",)
+
+    def starts_with(self, prefix: str) -> bool:
+        try:
+            ordered = self._sorted
+        except AttributeError:
+            ordered = self._sorted = sorted(self)
+        i = bisect_left(ordered, prefix)
+        return i < len(ordered) and ordered[i].startswith(prefix)
+
+
+def term_match(term: str, terms: set[str] | frozenset[str]) -> float:
     """1 if the stemmed ``term`` is among ``terms``; 0.8 for a shared stem the stemmer missed
     (German/Germany, meet/meeting); else 0."""
     if term in terms:
         return 1.0
+    if len(term) >= 4 and isinstance(terms, TermSet):
+        # The same test as below: a term of 4+ letters that begins with it, or that it begins with.
+        hit = terms.starts_with(term) or any(term[:k] in terms for k in range(4, len(term)))
+        return 0.8 if hit else 0.0
     if len(term) >= 4:
         for s in terms:
             if len(s) >= 4 and (s.startswith(term) or term.startswith(s)):

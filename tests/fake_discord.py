@@ -119,6 +119,10 @@ class FakeDiscord:
         self.port = 0
         self.guilds: dict[int, dict[str, Any]] = {}
         self.channels: dict[int, int] = {}  # guild -> channel
+        self.more_channels: dict[int, int] = {}  # channel -> guild, for add_channel's
+        self.forbidden: set[int] = set()  # channels where the bot may not post (403)
+        self.dm_channels: dict[int, int] = {}  # DM channel -> the user it reaches
+        self.dms: dict[int, list[dict[str, Any]]] = {}  # user id -> direct messages sent
         self.threads: dict[int, dict[str, Any]] = {}  # thread id -> thread channel
         self.posted: dict[int, list[dict[str, Any]]] = {}  # channel id -> messages the bot sent
         self.synced: dict[str, list[dict[str, Any]]] = {}  # "global" or guild id -> commands
@@ -180,6 +184,24 @@ class FakeDiscord:
             "nsfw_level": 0, "premium_tier": 0, "system_channel_flags": 0,
             "preferred_locale": "en-US", "afk_timeout": 300, "max_members": 1000,
         }
+
+    async def add_channel(self, gid: int, name: str) -> int:
+        """Another text channel in a guild; a connected bot hears of it (CHANNEL_CREATE)."""
+        channel = snowflake()
+        data = {"id": str(channel), "type": 0, "name": name, "position": 1,
+                "guild_id": str(gid), "permission_overwrites": [], "nsfw": False,
+                "parent_id": None, "topic": None}
+        self.guilds[gid]["channels"].append(data)
+        self.more_channels[channel] = gid
+        if self.sockets:
+            await self.dispatch("CHANNEL_CREATE", data)
+        return channel
+
+    def channel_option(self, channel_id: int) -> dict[str, Any]:
+        """``resolved`` for a channel option, as Discord sends it with the interaction."""
+        gid = self._guild_of(channel_id)
+        data = next(c for c in self.guilds[gid]["channels"] if c["id"] == str(channel_id))
+        return {"channels": {str(channel_id): {**data, "permissions": str(ADMIN_PERMS)}}}
 
     # -- gateway
     async def _send(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
@@ -293,8 +315,9 @@ class FakeDiscord:
         ``channel_id``, from that channel or thread."""
         opts = []
         for k, v in (options or {}).items():
-            kind = 11 if k == "file" else 3
-            opt: dict[str, Any] = {"name": k, "type": kind, "value": v}
+            kind = 11 if k == "file" else 7 if k == "channel" else \
+                4 if isinstance(v, int) else 3
+            opt: dict[str, Any] = {"name": k, "type": kind, "value": str(v) if kind == 7 else v}
             if k == focused:
                 opt["focused"] = True
             opts.append(opt)
@@ -409,6 +432,12 @@ class FakeDiscord:
             return self._error(route, 401, 0, "401: Unauthorized")
         if path == "users/@me":
             return json_response(BOT_USER)
+        if path == "users/@me/channels" and method == "POST":
+            uid = int((await self._body(request))["recipient_id"])
+            dm = snowflake()
+            self.dm_channels[dm] = uid
+            return json_response({"id": str(dm), "type": 1, "last_message_id": None,
+                                  "recipients": [user(uid, f"user{uid}")]})
         if path == "oauth2/applications/@me":
             return json_response({"id": str(APP_ID), "name": "newsbot", "description": "",
                                   "icon": None, "bot_public": True, "flags": 0,
@@ -451,6 +480,8 @@ class FakeDiscord:
     def _guild_of(self, channel_id: int) -> int:
         if channel_id in self.threads:
             return int(self.threads[channel_id]["guild_id"])
+        if channel_id in self.more_channels:
+            return self.more_channels[channel_id]
         return next(g for g, c in self.channels.items() if c == channel_id)
 
     async def _start_thread(self, channel_id: int, message_id: int,
@@ -478,9 +509,19 @@ class FakeDiscord:
         if problems := limit_problems(body):
             self.rejected.append((route, problems))
             return self._error(route, 400, 50035, "Invalid Form Body: " + "; ".join(problems))
+        if channel_id in self.forbidden:
+            return self._error(route, 403, 50013, "Missing Permissions")
         msg = self._message(body, None)
-        msg.update(channel_id=str(channel_id), guild_id=str(self._guild_of(channel_id)),
-                   message_reference=body.get("message_reference"))
+        if channel_id in self.dm_channels:
+            msg.update(channel_id=str(channel_id))
+            self.dms.setdefault(self.dm_channels[channel_id], []).append(msg)
+            return json_response(msg)
+        if not any(channel_id in m for m in (self.threads, self.more_channels)) and \
+                channel_id not in self.channels.values():
+            return self._error(route, 404, 10003, "Unknown Channel")
+        msg.update(channel_id=str(channel_id), guild_id=str(self._guild_of(channel_id)))
+        if body.get("message_reference"):  # Discord leaves it out of a message that isn't a reply
+            msg["message_reference"] = body["message_reference"]
         self.posted.setdefault(channel_id, []).append(msg)
         return json_response(msg)
 

@@ -120,10 +120,13 @@ async def test_command_sync_payload(discord_env):
     assert set(fake.synced) == {str(GUILD_A), str(GUILD_B)}  # copied to each guild, not empty
     commands = {c["name"]: c for c in fake.synced[str(GUILD_A)]}
     assert set(commands) == {"ask", "sources", "article", "ingest", "remove", "stats", "help",
-                             "feeds", "Check against the news"}
+                             "feeds", "follow", "Check against the news"}
     menu = commands.pop("Check against the news")  # a message command: no description
     assert menu["type"] == 3 and not menu.get("options")
     assert {o["name"] for o in commands["feeds"]["options"]} == {"add", "remove", "list"}
+    assert {o["name"] for o in commands["follow"]["options"]} == {"add", "remove", "list"}
+    add = {o["name"]: o for o in commands["follow"]["options"][0]["options"]}
+    assert add["channel"]["type"] == 7 and add["channel"]["channel_types"] == [0, 5]
     assert commands["ask"]["description"].startswith("Answer a question from the stored news")
     opts = {o["name"]: o for o in commands["ask"]["options"]}
     assert opts["question"]["type"] == 3 and opts["question"]["required"] is True
@@ -747,3 +750,108 @@ async def test_close_waits_for_a_feed_poll_in_flight(discord_env):
     job.cancel()  # as close() cancels the poller
     await bot.close()
     assert done == [[]]
+
+
+class TestStandingQuestions:
+    @pytest.fixture
+    def extra_settings(self):
+        return {"follow_scan_s": 0.3, "follow_max_per_server": 2}
+
+    @staticmethod
+    async def ingest_json(env, name: str, text: str, url: str = "") -> str:
+        fake = env.fake
+        rec = {"id": name, "title": f"{name} story", "text": text, "source": "Test Wire",
+               "published": "2023-08-31", "url": url or f"https://example.com/{name}"}
+        att = fake.upload(f"{name}.json", json.dumps(rec).encode(), "application/json")
+        i = await fake.command("ingest", {"file": att["id"]}, guild_id=GUILD_A, admin=True,
+                               resolved={"attachments": {att["id"]: att}})
+        return await reply_text(env, i)
+
+    async def test_follow_posts_the_cited_answer_once_in_its_channel(self, discord_env):
+        from tests.test_follow import QUESTION, SHAPPS, UNRELATED
+
+        fake, env = discord_env.fake, discord_env
+        news = await fake.add_channel(GUILD_A, "news")
+        denied = await fake.command("follow", {"question": QUESTION}, sub="add",
+                                    guild_id=GUILD_A)
+        assert "Only members with Manage Server or the editors role can change this " \
+               "server's standing questions" in await reply_text(env, denied)
+        add = await fake.command("follow", {"question": QUESTION, "channel": news}, sub="add",
+                                 guild_id=GUILD_A, roles=["5005"],
+                                 resolved=fake.channel_option(news))
+        assert (await reply_text(env, add)).startswith(f"Following #1: when a new article "
+                                                       f"answers it, the answer is posted in "
+                                                       f"<#{news}>")
+        assert add.defer_s is not None and add.defer_s < 3
+        assert "added 1" in await self.ingest_json(env, "fish", UNRELATED)
+        assert "added 1" in await self.ingest_json(env, "shapps", SHAPPS)
+        await fake.wait(lambda: fake.posted.get(news), 20, "the standing question's answer")
+        [post] = fake.posted[news]
+        assert post["allowed_mentions"] == {"parse": []}
+        embed = post["embeds"][0]
+        assert embed["title"] == QUESTION
+        assert "Grant Shapps will replace Ben Wallace" in embed["fields"][0]["value"]
+        assert "https://example.com/shapps" in embed["fields"][0]["value"]
+        assert embed["footer"]["text"].startswith("Answered 0 minutes after the article")
+        # The same article again, and a reprint of it: nothing more is posted.
+        assert "unchanged 1" in await self.ingest_json(env, "shapps", SHAPPS)
+        env.bot.follows.db.execute(  # as if the hour limit were over
+            "UPDATE follows SET last_posted='2000-01-01T00:00:00+00:00'")
+        assert "added 1" in await self.ingest_json(env, "reprint", SHAPPS,
+                                                   "https://example.org/reprint")
+        await asyncio.sleep(1.0)  # two scan rounds
+        assert len(fake.posted[news]) == 1 and not fake.posted.get(fake.channels[GUILD_A])
+        listed = await fake.command("follow", {}, sub="list", guild_id=GUILD_A, uid=77)
+        text = await reply_text(env, listed)
+        assert "1 of 2 standing questions" in text and "last answered" in text
+        other = await fake.command("follow", {}, sub="list", guild_id=GUILD_B, uid=78)
+        assert "No standing questions yet" in await reply_text(env, other)
+        # A restart keeps the question: it lives in follows.sqlite3.
+        from retrieval.follow import FollowStore
+
+        again = FollowStore(env.core.data_dir / "follows.sqlite3")
+        assert [f.question for f in again.list(str(GUILD_A))] == [QUESTION]
+        again.close()
+
+    async def test_limit_isolation_lost_channel_and_a_cli_ingest(self, discord_env, make_bot,
+                                                                  tmp_path):
+        from tests.conftest import write
+        from tests.test_follow import QUESTION, SHAPPS
+
+        fake, env = discord_env.fake, discord_env
+        for q in (QUESTION, "Who leads the Royal Navy?"):
+            i = await fake.command("follow", {"question": q}, sub="add", guild_id=GUILD_A,
+                                   admin=True)
+            assert (await reply_text(env, i)).startswith("Following #")
+        full = await fake.command("follow", {"question": "Third?"}, sub="add",
+                                  guild_id=GUILD_A, admin=True)
+        assert "already follows 2 questions, the most allowed (2)" in \
+            await reply_text(env, full)
+        other = await fake.command("follow", {"id": 2}, sub="remove", guild_id=GUILD_B,
+                                   admin=True)
+        assert "has no standing question #2" in await reply_text(env, other)
+        gone = await fake.command("follow", {"id": 2}, sub="remove", guild_id=GUILD_A,
+                                  admin=True)
+        assert await reply_text(env, gone) == "Stopped following #2."
+        # The channel no longer lets the bot post; the article arrives through the CLI (another
+        # Newsbot on the same data dir), which the bot finds on its next scan.
+        fake.forbidden.add(fake.channels[GUILD_A])
+        cli = make_bot(env.core.data_dir)
+        path = write(tmp_path / "cli" / "shapps.json", json.dumps(
+            {"id": "shapps", "title": "Shapps named", "text": SHAPPS,
+             "published": "2023-08-31", "url": "https://example.com/shapps"}))
+        await asyncio.to_thread(cli.ingest, [path])
+        await fake.wait(lambda: fake.dms.get(42), 20, "a DM to whoever added the question")
+        [dm] = fake.dms[42]
+        assert "standing question #1 is paused" in dm["content"]
+        assert dm["allowed_mentions"] == {"parse": []}
+        [follow] = env.bot.follows.list(str(GUILD_A))
+        assert follow.paused and not follow.last_posted
+        # Paused: a second answering article neither posts nor tells anyone again.
+        other_answer = SHAPPS.replace("Grant Shapps", "Penny Mordaunt")
+        await asyncio.to_thread(cli.ingest, [write(tmp_path / "cli" / "m.json", json.dumps(
+            {"id": "m", "title": "Mordaunt named", "text": other_answer,
+             "published": "2023-08-31", "url": "https://example.com/m"}))])
+        await asyncio.sleep(1.0)
+        assert len(fake.dms[42]) == 1
+        assert fake.rejected == []

@@ -226,7 +226,7 @@ def test_feeds_and_watch_commands(web, tmp_path, capsys, monkeypatch):
     _feed(web, [("a1", web.url("/ferry"), "Ferry strike ends", "Crews back at work")], '"v1"')
     d = ["--data-dir", str(tmp_path / "d")]
     assert main([*d, "watch", "--once"]) == 2  # no feeds yet: a clear error
-    assert "no feeds to watch" in capsys.readouterr().err
+    assert "nothing to watch" in capsys.readouterr().err
     assert main([*d, "feeds", "add", web.url("/feed.xml")]) == 0
     assert main([*d, "feeds", "add", "file:///etc/passwd"]) == 2
     assert main([*d, "watch", "--once"]) == 0
