@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from retrieval.train_reader import fit_logistic
+
 T0 = time.time()
 BUDGET = float(os.environ.get("BUDGET", "470"))
 OUT = os.environ.get("OUT", "/tmp")
@@ -140,19 +143,6 @@ def logits(m, q, cands, L):
     with torch.autocast(dev_name, dtype=torch.bfloat16, enabled=dev_name == "cuda"):
         out = m(**enc([q] * len(cands), [pair_text(c) for c in cands], L)).logits.view(-1).float()
     return out.cpu().numpy().astype(np.float64)
-
-
-def fit_logistic(x, y, l2=1e-3):
-    w = np.zeros(x.shape[1])
-    for _ in range(200):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        g = x.T @ (p - y) + l2 * w
-        h = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
-        st = np.linalg.solve(h, g)
-        w -= st
-        if np.abs(st).max() < 1e-8:
-            break
-    return w
 
 
 def evaluate(m, L):

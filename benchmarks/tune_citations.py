@@ -92,8 +92,8 @@ def main() -> None:
         if bm25 != {"K1": lexical.K1, "B": lexical.B}:
             for k, v in bm25.items():
                 setattr(lexical, k, v)
-            # Rebuilt in memory only: the store's saved index keeps the shipped constants.
-            nb.lexical._index = lexical.LexicalIndex._assemble(nb.lexical._build())
+            # Scores read K1 and B at query time; the saved index holds only counts.
+            nb.lexical._index = nb.lexical._assemble(nb.lexical._build())
         m = ev.metrics(ev.run(nb, qs, [args.library]))
         print(f"{name:<16} sup@1 {m.supported_at_1:.3f}  sup@3 {m.supported_at_3:.3f}  "
               f"rec@5/10/20 {m.recall[5]:.3f}/{m.recall[10]:.3f}/{m.recall[20]:.3f}  "

@@ -60,6 +60,18 @@ CREATE TABLE IF NOT EXISTS sentence_vectors (
 """
 
 
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (taking the write lock at once), rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def source_key(source: str) -> str:
     return " ".join(source.lower().split())
 
@@ -124,13 +136,8 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with immediate(self.db) as db:
+            yield db
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -259,8 +266,10 @@ class Catalog:
                 return filled
             after = articles[-1][:2]
 
-    def vocabulary(self) -> dict[str, int]:
-        """Every term id handed out so far."""
+    def vocabulary(self, since: int = 0) -> dict[str, int]:
+        """Every term id handed out so far (from id ``since`` on)."""
+        if since:
+            return dict(self.db.execute("SELECT term, id FROM terms WHERE id >= ?", (since,)))
         return dict(self.db.execute("SELECT term, id FROM terms"))
 
     def mark_ready(self, library: str, ids: Iterable[str],
@@ -475,6 +484,24 @@ class Catalog:
                     spans.append(pending[2:])
                 pending = next(chunks, None)
             yield lib, aid, skey, pub, spans
+
+    def iter_articles(self, keys: Iterable[tuple[str, str]]
+                      ) -> Iterator[tuple[str, str, str, str, list[tuple[int, int, int,
+                                                                          bytes | None]]]]:
+        """``iter_ready_articles`` for the given (library, id) only (a few, read by key)."""
+        for lib, aid in keys:
+            row = self.db.execute("SELECT source_key, published FROM articles WHERE library=? "
+                                  "AND id=? AND status='ready'", (lib, aid)).fetchone()
+            if row:
+                spans = self.db.execute("SELECT idx, start, end, terms FROM chunks WHERE "
+                                        "library=? AND article_id=? ORDER BY idx",
+                                        (lib, aid)).fetchall()
+                yield lib, aid, row[0], row[1], spans
+
+    def ready_hash_map(self) -> dict[tuple[str, str], str]:
+        """(library, id) -> content hash of every visible article."""
+        return {(lib, aid): h for lib, aid, h in self.db.execute(
+            "SELECT library, id, hash FROM articles WHERE status='ready'")}
 
     def sentence_texts(self, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int],
                                                                           str]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retrieval.catalog import immediate
 from retrieval.errors import NewsbotError
 from retrieval.models import Follow, FollowHit, Passage
 
@@ -93,14 +94,8 @@ class FollowStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, immediate(self.db) as db:
+            yield db
 
     def add(self, question: str, qvec: np.ndarray, libraries: list[str], scope: str,
             channel: str, added_by: str, limit: int) -> tuple[Follow, bool]:
@@ -244,7 +239,7 @@ class _NewText:
 
     def __init__(self, nb: Newsbot, articles: list[NewArticle]) -> None:
         from retrieval.cite import Candidate
-        from retrieval.lexical import _Index, build_arrays, term_ids
+        from retrieval.lexical import memory_index
         from retrieval.tokens import tokens
 
         cat = nb.catalog
@@ -273,13 +268,7 @@ class _NewText:
                     Candidate(lib, aid, s.index, s.start, s.end, s.text, p, 0)
                     for s in sents[ch.first_sentence: ch.last_sentence + 1]])
         self.vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, 0), np.float32)
-        vocab: dict[str, int] = {}
-        ids = [term_ids(tokens(p.text), vocab) for p in self.passages]
-        arrays = build_arrays(ids, vocab)
-        n = len(self.passages)
-        self.bm25 = _Index(0, n, vocab, arrays["indptr"], arrays["docs"], arrays["weights"],
-                           np.arange(n), np.arange(n), [], np.zeros(0), np.zeros(0),
-                           np.zeros(0, dtype=np.int64))
+        self.bm25 = memory_index([tokens(p.text) for p in self.passages])
         self.libraries = np.array([p.library for p in self.passages], dtype=object)
         self.ingested_arr = np.array(self.ingested, dtype=object)
 
@@ -322,7 +311,7 @@ def match(nb: Newsbot, store: FollowStore, follows: list[Follow],
         allowed = np.isin(new.libraries, f.libraries) & (new.ingested_arr >= f.added)
         if not allowed.any():
             continue
-        lexical = top_k(new.bm25, tokens(f.question), s.top_k * 2, allowed)
+        lexical = top_k(new.bm25, tokens(f.question), s.top_k * 2, [allowed])
         d = np.where(allowed, dense[i], -np.inf)
         if not lexical and d.max() < DENSE_ONLY_FLOOR:
             continue

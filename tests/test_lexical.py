@@ -3,6 +3,7 @@ memory-mapped by readers, and safe to replace while another process reads."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -27,14 +28,7 @@ def _corpus(n: int, seed: int = 7) -> list[list[str]]:
 
 
 def _index(corpus: list[list[str]]) -> lexical._Index:
-    vocab: dict[str, int] = {}
-    arrays = lexical.build_arrays((lexical.term_ids(doc, vocab) for doc in corpus), vocab)
-    n = len(corpus)
-    arrays["chunk_article"] = np.arange(n, dtype=np.int32)
-    arrays["chunk_index"] = np.zeros(n, dtype=np.int32)
-    meta = {"generation": 1, "num_docs": n,
-            "articles": [[f"a{i}" for i in range(n)], ["lib"] * n, [""] * n, [0] * n]}
-    return lexical.LexicalIndex._assemble({"meta": meta, "vocab": vocab, "arrays": arrays})
+    return lexical.memory_index(corpus)
 
 
 @pytest.mark.parametrize("n_docs", [40, 3000])  # many postings per chunk; few (the sparse sum)
@@ -63,8 +57,9 @@ def test_building_in_blocks_gives_the_same_index(monkeypatch):
     monkeypatch.setattr(lexical, "_BLOCK", 37)
     blocks = _index(corpus)
     assert whole.vocab == blocks.vocab
-    for key in ("indptr", "docs", "weights"):
-        np.testing.assert_array_equal(getattr(whole, key), getattr(blocks, key))
+    for key in ("indptr", "docs", "tf", "doc_len"):
+        np.testing.assert_array_equal(getattr(whole.segments[0], key),
+                                      getattr(blocks.segments[0], key))
 
 
 def test_ties_are_cut_by_chunk_number_and_the_article_mask_applies():
@@ -72,7 +67,7 @@ def test_ties_are_cut_by_chunk_number_and_the_article_mask_applies():
     idx = _index(corpus)
     assert [d for d, _ in lexical.top_k(idx, tokens("ferry"), 3, None)] == [0, 1, 2]
     allowed = np.array([False, True, False, True, True, True, True])
-    assert [d for d, _ in lexical.top_k(idx, tokens("ferry"), 2, allowed)] == [1, 3]
+    assert [d for d, _ in lexical.top_k(idx, tokens("ferry"), 2, [allowed])] == [1, 3]
     assert lexical.top_k(idx, tokens("unknown words"), 3, None) == []
 
 
@@ -88,24 +83,31 @@ def test_a_reader_maps_the_saved_index_instead_of_rebuilding(make_bot, monkeypat
 
     monkeypatch.setattr(lexical.LexicalIndex, "_build", no_build)
     idx = other.lexical.index()
-    assert isinstance(idx.docs, np.memmap) and isinstance(idx.weights, np.memmap)
+    assert isinstance(idx.segments[0].docs, np.memmap)
+    assert isinstance(idx.segments[0].tf, np.memmap)
     assert idx.generation == other.catalog.generation()
     hits = other.lexical.search("Wallace Lambrecht Germany", 5, ["global"])
     assert hits and hits[0][0][1] == "interfax-wallace-2022-01-27"
 
 
-def test_old_builds_are_pruned_and_the_old_pickle_removed(make_bot, tmp_path):
+def test_old_builds_are_pruned_and_the_old_pickle_removed(make_bot, tmp_path, monkeypatch):
+    monkeypatch.setattr(lexical, "UNUSED_SEGMENT_S", 0.0)
     nb = make_bot()
     (nb.data_dir).mkdir(parents=True, exist_ok=True)
     legacy = nb.data_dir / "bm25.pkl"
     legacy.write_bytes(b"an index from an earlier version")
+    old_format = nb.data_dir / "bm25" / "g3-0123abcd"  # a build of the earlier layout
+    old_format.mkdir(parents=True)
     for i in range(3):
         nb.ingest([write(tmp_path / f"n{i}.txt", f"Ferry news {i}\nThe Kiel ferry crews "
                          f"struck for the {i + 2}nd time over rosters.")])
-    builds = [p.name for p in (nb.data_dir / "bm25").iterdir() if p.is_dir()]
-    current = (nb.data_dir / "bm25" / "CURRENT").read_text()
-    assert current in builds and len(builds) == 2
-    assert not legacy.exists()
+    root = nb.data_dir / "bm25"
+    manifests = sorted(p.name for p in root.iterdir() if p.name.startswith("m-"))
+    current = (root / "CURRENT").read_text()
+    assert current in manifests and len(manifests) == 2
+    named = {s["name"] for m in manifests for s in json.loads((root / m).read_text())["segments"]}
+    assert {p.name for p in root.iterdir() if p.is_dir()} == named
+    assert not legacy.exists() and not old_format.exists()
 
 
 def test_leftovers_of_a_crashed_build_are_pruned_once_stale(make_bot, tmp_path):
@@ -138,7 +140,7 @@ def test_an_unwritable_index_folder_still_serves_from_memory(make_bot):
     nb.ingest([SAMPLES])
     hits = nb.lexical.search("Wallace Lambrecht Germany", 5, ["global"])
     assert hits and hits[0][0][1] == "interfax-wallace-2022-01-27"
-    assert not isinstance(nb.lexical.index().docs, np.memmap)
+    assert not isinstance(nb.lexical.index().segments[0].docs, np.memmap)
 
 
 def _decoded_chunks(nb) -> list[tuple[list[str], list[str]]]:
@@ -172,8 +174,8 @@ def test_rebuilds_read_stored_term_ids_and_writers_share_one_vocabulary(make_bot
         raise AssertionError("a rebuild must read the stored term ids")
 
     monkeypatch.setattr(lexical, "term_ids", no_tokenizing)
-    idx = make_bot(data_dir=first.data_dir).lexical._build()
-    assert idx["meta"]["num_docs"] == len(pairs)
+    built = make_bot(data_dir=first.data_dir).lexical._build()
+    assert len(built["segments"][0]["arrays"]["doc_len"]) == len(pairs)
 
 
 def test_a_failed_write_forgets_the_term_ids_it_handed_out(make_bot, tmp_path, monkeypatch):
@@ -250,3 +252,88 @@ def test_an_old_catalog_gains_the_terms_column_once_even_if_two_open_it(tmp_path
     columns = [row[1] for row in first.db.execute("PRAGMA table_info(chunks)")]
     assert columns.count("terms") == 1
     first.close()
+
+
+@pytest.fixture
+def segmented(monkeypatch):
+    """Keep small segments apart (no merge), as a large store would between merges."""
+    monkeypatch.setattr(lexical, "SYNC_MERGE_DOCS", 0)
+    monkeypatch.setattr(lexical, "MERGE_SHARE", 1e9)
+
+
+QUESTIONS = ["Wallace Lambrecht Germany", "ferry strike Kiel rosters", "sanctions Russia gas",
+             "harbour pilots Rostock pay", "Hungary Slovakia visit minister"]
+
+
+def _full_rebuild(nb) -> dict:
+    fresh = lexical.LexicalIndex(nb.catalog, nb.data_dir / "unused")
+    fresh._index = fresh._assemble(fresh._build())
+    return {q: fresh.search(q, 50, ["global"]) for q in QUESTIONS}
+
+
+def test_segments_score_exactly_as_a_full_rebuild(make_bot, tmp_path, segmented):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    nb.ingest([write(tmp_path / "a.txt", "Ferry news\nThe Kiel ferry crews went on strike "
+                     "over rosters on Thursday.")])
+    nb.ingest([write(tmp_path / "b.txt", "Port news\nHarbour pilots in Rostock refused night "
+                     "shifts over pay and rosters.")])
+    # b replaced (same id, new text), a removed, one sample removed.
+    nb.ingest([write(tmp_path / "b.txt", "Port news\nRostock harbour pilots accepted a pay "
+                     "offer and returned to work.")])
+    assert nb.remove("a") and nb.remove("sample-pipeline-delay")
+    idx = nb.lexical.index()
+    assert len(idx.segments) == 4 and idx.generation == nb.catalog.generation()
+    dead = sum(len(s.dead_rows) for s in idx.segments)
+    assert dead == 3  # a, the first b, the pipeline sample
+    expected = _full_rebuild(nb)
+    for q in QUESTIONS:
+        got = nb.lexical.search(q, 50, ["global"])
+        assert [k for k, _ in got] == [k for k, _ in expected[q]], q
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected[q]], rel=1e-9)
+        assert all(k[1] not in ("a", "sample-pipeline-delay") for k, _ in got)
+    assert any(k[1] == "b" for k, _ in nb.lexical.search("Rostock pay offer", 5, ["global"]))
+    # Another process maps the same segments and gets the same.
+    other = make_bot(data_dir=nb.data_dir)
+    assert len(other.lexical.index().segments) == 4
+    assert other.lexical.search(QUESTIONS[1], 50, ["global"]) == \
+        nb.lexical.search(QUESTIONS[1], 50, ["global"])
+
+
+def test_an_ingest_builds_only_a_segment_of_the_new_articles(make_bot, tmp_path, segmented,
+                                                              monkeypatch):
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+
+    def no_full_build(*_):
+        raise AssertionError("an ingest into an indexed store must not rebuild it all")
+
+    monkeypatch.setattr(lexical.LexicalIndex, "_build", no_full_build)
+    nb.ingest([write(tmp_path / "a.txt", "Ferry news\nThe Kiel ferry crews went on strike.")])
+    new = nb.lexical.index().segments[-1]
+    assert new.article_ids == ["a"] and new.num_docs == 1
+
+
+def test_segments_are_merged_in_the_background(make_bot, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(lexical, "SYNC_MERGE_DOCS", 0)
+    monkeypatch.setattr(lexical, "MAX_SEGMENTS", 2)
+    nb = make_bot()
+    nb.ingest([SAMPLES])
+    for i in range(3):
+        nb.ingest([write(tmp_path / f"n{i}.txt", f"Ferry news {i}\nThe Kiel ferry crews "
+                         f"struck for the {i + 2}nd time over rosters.")])
+    # The third segment set a merge going; the articles merged are in the main segment.
+    deadline = time.monotonic() + 30
+    while "n1" not in nb.lexical.index().segments[0].article_ids and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    while nb.lexical._merging.locked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    idx = nb.lexical.refresh()
+    assert {"n0", "n1"} <= set(idx.segments[0].article_ids)
+    assert len(idx.segments) <= lexical.MAX_SEGMENTS
+    assert idx.generation == nb.catalog.generation()
+    expected = _full_rebuild(nb)
+    assert {q: nb.lexical.search(q, 50, ["global"]) for q in QUESTIONS} == expected
