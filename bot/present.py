@@ -127,13 +127,12 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
     return e
 
 
-def follow_embed(hit: FollowHit, now: dt.datetime | None = None) -> discord.Embed:
+def follow_embed(hit: FollowHit) -> discord.Embed:
     """A standing question answered: the question, the sentence with its article, and how
     long after the article arrived. Articles carry a date, not a time, so the minutes count
     from when it was stored here."""
-    now = now or dt.datetime.now(dt.UTC)
     arrived = dt.datetime.fromisoformat(hit.ingested_at)
-    minutes = max(0, round((now - arrived).total_seconds() / 60))
+    minutes = max(0, round((dt.datetime.now(dt.UTC) - arrived).total_seconds() / 60))
     e = discord.Embed(title=cut(escape(hit.follow.question), TITLE_MAX), colour=ANSWER_COLOUR,
                       description=f"A new article answers standing question #{hit.follow.id}.")
     name, value = citation_field(hit.citation)

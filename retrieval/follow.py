@@ -15,6 +15,7 @@ Questions, what was posted, and how far each consumer ("discord" for the bot, "c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 import threading
@@ -244,7 +245,7 @@ class _NewText:
 
         cat = nb.catalog
         self.passages: list[Passage] = []
-        self.ingested: list[str] = []  # per passage
+        ingested: list[str] = []  # per passage: when its article was stored
         self.sentences: list[list[Candidate]] = []  # per passage, its sentences
         self.rows: list[slice] = []  # per passage, its sentences' rows of ``vecs``
         vec_parts, self.vec_of = [], {}
@@ -262,7 +263,7 @@ class _NewText:
                             ch.last_sentence, ch.text, article.title, article.source,
                             article.published_iso, article.url, 0.0, article.place)
                 self.passages.append(p)
-                self.ingested.append(at)
+                ingested.append(at)
                 self.rows.append(slice(base + ch.first_sentence, base + ch.last_sentence + 1))
                 self.sentences.append([
                     Candidate(lib, aid, s.index, s.start, s.end, s.text, p, 0)
@@ -270,7 +271,7 @@ class _NewText:
         self.vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, 0), np.float32)
         self.bm25 = memory_index([tokens(p.text) for p in self.passages])
         self.libraries = np.array([p.library for p in self.passages], dtype=object)
-        self.ingested_arr = np.array(self.ingested, dtype=object)
+        self.ingested = np.array(ingested, dtype=object)
 
 
 def match(nb: Newsbot, store: FollowStore, follows: list[Follow],
@@ -308,7 +309,7 @@ def match(nb: Newsbot, store: FollowStore, follows: list[Follow],
     today = dt.date.today()
     hits = []
     for i, f in enumerate(due):
-        allowed = np.isin(new.libraries, f.libraries) & (new.ingested_arr >= f.added)
+        allowed = np.isin(new.libraries, f.libraries) & (new.ingested >= f.added)
         if not allowed.any():
             continue
         lexical = top_k(new.bm25, tokens(f.question), s.top_k * 2, [allowed])
@@ -330,13 +331,14 @@ def match(nb: Newsbot, store: FollowStore, follows: list[Follow],
             # passage holds: skip it (most passages, for most questions, on most days).
             p = new.passages[c]
             overlap = overlap_bound(weights, p.title, p.text, p.published)
-            if DENSE_WEIGHT * sims[i, new.rows[c]].max() + LEXICAL_WEIGHT * overlap < most:
+            if DENSE_WEIGHT * dense[i, c] + LEXICAL_WEIGHT * overlap < most:
                 continue
             for cand in new.sentences[c]:
                 key = (cand.library, cand.article_id, cand.index)
                 if key not in seen:
                     seen.add(key)
-                    cands.append(_copy(cand, rank))
+                    # A fresh copy: scoring writes into it, at this question's passage rank.
+                    cands.append(dataclasses.replace(cand, passage_rank=rank))
         if not cands:
             continue
         ranked = score_candidates(f.question, qvecs[i], cands, nb.catalog, None, today,
@@ -346,12 +348,6 @@ def match(nb: Newsbot, store: FollowStore, follows: list[Follow],
         if best.relevance < s.follow_min_score or answer == f.last_answer:
             continue
         hits.append(FollowHit(f, to_citation(best, 1), answer,
-                              new.ingested[top[best.passage_rank]], round(best.relevance, 4)))
+                              str(new.ingested[top[best.passage_rank]]),
+                              round(best.relevance, 4)))
     return hits
-
-
-def _copy(c, rank: int):
-    """A fresh candidate (scores are written into it) at this question's passage rank."""
-    from retrieval.cite import Candidate
-
-    return Candidate(c.library, c.article_id, c.index, c.start, c.end, c.quote, c.passage, rank)

@@ -98,6 +98,7 @@ class _Index:
     vocab: dict[str, int]
     segments: list[_Segment]
     local_terms: bool = False  # the main segment gave ids to terms the catalog does not have
+    manifest: str = ""  # the manifest it was opened from ("" when it lives in memory only)
 
     def __post_init__(self) -> None:
         counts = [s.live() for s in self.segments]
@@ -471,15 +472,19 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return _Index(manifest["generation"], vocab if vocab is not None else terms_all,
-                      segments, manifest["local_terms"])
+                      segments, manifest["local_terms"], manifest_name)
+
+    def _current_name(self) -> str:
+        try:
+            return (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
 
     def _load(self) -> _Index | None:
         # Twice: a writer in another process may replace CURRENT and prune between our
         # reading the name and opening the manifest.
         for _ in range(2):
-            try:
-                name = (self.root / "CURRENT").read_text(encoding="utf-8").strip()
-            except OSError:
+            if not (name := self._current_name()):
                 return None
             if (found := self._open(name)) is not None:
                 return found
@@ -502,7 +507,10 @@ class LexicalIndex:
             generation = self.catalog.generation()
             current = self._index
             if current is None or current.generation != generation:
-                current = self._load() or current
+                # From disk only when another process published since: the index held here
+                # is otherwise the latest, and reading it again costs its whole vocabulary.
+                if current is None or self._current_name() != current.manifest:
+                    current = self._load() or current
                 if current is None or current.generation != generation:
                     built = None
                     if current is not None and not current.local_terms and \
