@@ -3,7 +3,12 @@
 Prints figures; it asserts nothing (timings on a shared 2-core machine are noisy: read the
 medians and ratios). Usage:
 
-    .venv/bin/python benchmarks/bench_core.py [--store DIR] [--articles N] [--repeats R]
+    .venv/bin/python benchmarks/bench_core.py [--store DIR] [--articles N] [--repeats R] \
+        [--precisions fp32,auto]
+
+Each precision (NEWSBOT_PRECISION) is measured in the same run on the same articles: raw
+encode and full ingest rates, cosine to the first precision's vectors, question encoding, and
+query latency.
 
 Query latency is measured on the store that `newsbot eval` builds (README, "Answer quality"):
 the RealTime QA dev articles in library `global`, the BBC articles in `global-negative`.
@@ -31,40 +36,59 @@ from common import (
 )
 
 
-def bench_ingest(n_articles: int, repeats: int) -> None:
+def bench_ingest(n_articles: int, repeats: int, precisions: list[str]) -> None:
+    """Raw encode and full ingest for each precision, in one run on the same articles, with
+    each precision's fidelity to fp32 and its question-encoding latency."""
+    import numpy as np
+
+    from retrieval.embed import Embedder
     from retrieval.ingest import from_record
     from retrieval.split import split_sentences
 
     sample = [from_record(r, "bench") for r in records(RTQA_ARTICLES, n_articles)]
     sentences = [s.text for a in sample for s in split_sentences(a.id, a.text, a.body_start)]
-    nb0 = bot(Path(tempfile.mkdtemp()))
-    embedder = nb0.embedder
-    embedder.embed(sentences[:64])  # warm up
-    raw, full = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        embedder.embed(sentences)
-        raw.append(time.perf_counter() - t)
-        with tempfile.TemporaryDirectory() as d:
-            nb = bot(Path(d))
-            nb.__dict__["embedder"] = embedder
+    qs = [q["question"] for q in questions()[:50]]
+    cache = Path(tempfile.mkdtemp())
+    print(f"ingest: {len(sample)} articles, {len(sentences)} sentences, median of {repeats}")
+    print(f"  {'precision':9} {'raw encode/s':>12} {'ingest/s':>9} {'articles/s':>10} "
+          f"{'overhead':>8} {'vs fp32':>8} {'cos median':>10} {'cos min':>8} {'query ms':>8}")
+    ref, base = None, None
+    for setting in precisions:
+        embedder = Embedder(precision=setting, cache_dir=cache).load()
+        embedder.embed(sentences[:64])  # warm up
+        raw, full = [], []
+        for _ in range(repeats):
             t = time.perf_counter()
-            report = nb.ingest_articles(iter(sample))
-            full.append(time.perf_counter() - t)
-            assert report.added == len(sample) and report.sentences == len(sentences)
-            nb.close()
-    r, f = median(raw), median(full)
-    print(f"ingest: {len(sample)} articles, {len(sentences)} sentences, device {embedder.device},"
-          f" median of {repeats}")
-    print(f"  raw encode      {len(sentences) / r:8.1f} sentences/s")
-    print(f"  full ingest     {len(sentences) / f:8.1f} sentences/s  "
-          f"{len(sample) / f:6.2f} articles/s")
-    print(f"  pipeline overhead {100 * (f / r - 1):5.1f}% of raw encode time "
-          f"(target <= 25%)")
+            vecs = embedder.embed(sentences)
+            raw.append(time.perf_counter() - t)
+            with tempfile.TemporaryDirectory() as d:
+                nb = bot(Path(d))
+                nb.__dict__["embedder"] = embedder
+                t = time.perf_counter()
+                report = nb.ingest_articles(iter(sample))
+                full.append(time.perf_counter() - t)
+                assert report.added == len(sample) and report.sentences == len(sentences)
+                nb.close()
+        query = []
+        for q in qs:
+            t = time.perf_counter()
+            embedder.embed_query(q)
+            query.append((time.perf_counter() - t) * 1000)
+        if ref is None:
+            ref = vecs
+        cos = (vecs * ref).sum(axis=1)
+        r, f = median(raw), median(full)
+        base = base or len(sentences) / f
+        print(f"  {setting + '=' + embedder.precision:9} {len(sentences) / r:12.1f} "
+              f"{len(sentences) / f:9.1f} {len(sample) / f:10.2f} {100 * (f / r - 1):7.1f}% "
+              f"{len(sentences) / f / base:7.2f}x {np.median(cos):10.4f} {cos.min():8.4f} "
+              f"{median(query):8.1f}")
+    print("  (overhead: full ingest time over raw encode time, target <= 25%; vs fp32: ingest "
+          "rate over the first row's; cosines to the first row's vectors)")
 
 
-def bench_queries(data_dir: Path, label: str, libraries: list[str]) -> None:
-    nb = bot(data_dir)
+def bench_queries(data_dir: Path, label: str, libraries: list[str], precision: str) -> None:
+    nb = bot(data_dir, precision=precision)
     nb.warm()
     qs = questions()
     for q in qs[:5]:
@@ -75,8 +99,9 @@ def bench_queries(data_dir: Path, label: str, libraries: list[str]) -> None:
         nb.ask(q["question"], libraries=libraries)
         times.append((time.perf_counter() - t) * 1000)
     counts = nb.catalog.counts(libraries)
-    print(f"query latency, {label}: {counts['articles']} articles, {counts['sentences']} "
-          f"sentences, {len(times)} questions, warm")
+    print(f"query latency, {label}, precision {precision}={nb.embedder.precision}: "
+          f"{counts['articles']} articles, {counts['sentences']} sentences, {len(times)} "
+          "questions, warm")
     print(f"  p50 {pct(times, 50):6.1f} ms   p95 {pct(times, 95):6.1f} ms   (target p95 <= 100 ms)")
     nb.close()
 
@@ -100,12 +125,17 @@ def main() -> None:
     p.add_argument("--articles", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-ingest", action="store_true")
+    p.add_argument("--precisions", default="fp32,auto",
+                   help="comma-separated NEWSBOT_PRECISION values to compare; the first is "
+                   "the fidelity reference")
     args = p.parse_args()
     need_shared()
     if not args.skip_ingest:
-        bench_ingest(args.articles, args.repeats)
-    bench_queries(args.store, "RealTime QA dev articles", ["global"])
-    bench_queries(args.store, "RealTime QA + BBC articles", ["global", "global-negative"])
+        bench_ingest(args.articles, args.repeats, args.precisions.split(","))
+    for precision in args.precisions.split(","):
+        bench_queries(args.store, "RealTime QA dev articles", ["global"], precision)
+        bench_queries(args.store, "RealTime QA + BBC articles", ["global", "global-negative"],
+                      precision)
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
     cold_start(args.store)
 

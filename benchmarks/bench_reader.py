@@ -52,7 +52,8 @@ def main() -> None:
     args = p.parse_args()
 
     from newsbot.settings import Settings
-    from retrieval.read import SHIPPED, Reader, _cpu_bf16
+    from retrieval.precision import cpu_bf16
+    from retrieval.read import SHIPPED, Reader
     from retrieval.service import Newsbot
 
     tmp = tempfile.TemporaryDirectory()
@@ -68,8 +69,8 @@ def main() -> None:
     nb.warm()
     libs = [nb.settings.library]
     ranked_all = [(q, nb.rank(q, libs)) for q in questions]
-    precisions = ["fp32", "int8"] + (["bf16"] if _cpu_bf16() else [])
-    print(f"{len(questions)} questions; CPU bf16 native: {_cpu_bf16()}")
+    precisions = ["fp32", "int8"] + (["bf16"] if cpu_bf16() else [])
+    print(f"{len(questions)} questions; CPU bf16 native: {cpu_bf16()}")
     print("| precision | candidates | median ms | p95 ms | vs fp32 | max abs Δp | top-1 "
           "changed |")
     print("|---|---|---|---|---|---|---|")

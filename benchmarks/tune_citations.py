@@ -78,7 +78,7 @@ def main() -> None:
     base = {k: getattr(cite, k) for k in names if k.isupper()}
     base_search = {k: getattr(search, k) for k in list(search.__dict__) if k.isupper()}
     base_bm25 = {"K1": lexical.K1, "B": lexical.B}
-    print(f"{len(qs)} questions, threshold {nb.settings.abstain_below}")
+    print(f"{len(qs)} questions, threshold {nb.abstain_below}")
     for name, overrides in VARIANTS.items():
         if args.only and name not in args.only:
             continue

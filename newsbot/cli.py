@@ -358,7 +358,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"    newsbot {shlex.join(sys.argv[1:])}", "",
         f"{len(questions)} questions; {nb.catalog.counts([library])['articles']} articles "
         f"searched; extractive answers (no LLM); abstention threshold "
-        f"{nb.settings.abstain_below}; {nb.settings.top_k} passages cited from.", "",
+        f"{nb.abstain_below}; {nb.settings.top_k} passages cited from.", "",
         "## Configurations", "", ev.summary_table(table), "",
         f"## Targets ({configs[0]})", "", "| metric | value | target | |", "|---|---|---|---|",
         *rows, "", f"## Why questions are not supported at 1 ({configs[0]})", "",

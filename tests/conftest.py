@@ -18,20 +18,30 @@ REFERENCE_QUESTION = "who did Wallace meet in Germany?"
 LAMBRECHT = "during a meeting with his German counterpart Christina Lambrecht"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One int8 export for the whole run (each data dir would otherwise make its own, ~15 s);
+    CLI subprocesses find it through NEWSBOT_MODEL_CACHE."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path_factory):
+def _isolated_env(monkeypatch, tmp_path_factory, model_cache):
     # A developer's own .env or NEWSBOT_* must never leak into a test.
     for key in list(os.environ):
         if key.startswith("NEWSBOT_") or key.startswith("DISCORD_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("NEWSBOT_MODEL_CACHE", str(model_cache))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")
-def embedder():
+def embedder(model_cache):
+    """The embedding model as newsbot runs it by default on this machine (NEWSBOT_PRECISION
+    auto: int8 on CPUs without native bf16)."""
     from retrieval.embed import Embedder
 
-    return Embedder().load()
+    return Embedder(precision="auto", cache_dir=model_cache).load()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""An ingest killed midway (SIGKILL) leaves no half-visible article; the next run completes it,
+"""An ingest killed midway (SIGKILL), its splitting worker running, leaves no half-visible
+article and no orphan process; the next run completes it,
 and a second writer on the same store is refused while the first runs."""
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ def states(data_dir) -> dict[str, int]:
         db.close()
 
 
+def children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(c) for c in f.read().split()}
+    except OSError:
+        return set()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
 def vector_count(nb, kind: str, article_id: str) -> int:
     return nb.vector_counts("global", article_id)["sentences" if kind == "s" else "chunks"]
 
@@ -50,6 +67,7 @@ def test_sigkill_midway_then_rerun(make_bot, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "newsbot", "ingest", str(source), "--quiet"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     busy_checked = False
+    workers: set[int] = set()
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -61,6 +79,7 @@ def test_sigkill_midway_then_rerun(make_bot, tmp_path):
                     make_bot(data_dir=data).ingest([SAMPLES])
                 busy_checked = True
             if st.get("ready", 0) >= 16 and st.get("pending"):
+                workers = children(proc.pid)  # the sentence-splitting worker, at least
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.01)
@@ -71,6 +90,12 @@ def test_sigkill_midway_then_rerun(make_bot, tmp_path):
         proc.wait()
     killed = states(data)
     assert killed.get("pending") and killed.get("ready", 0) < N_ARTICLES
+    # The ingest ran its pipeline, and its worker processes don't outlive it.
+    assert workers, "no worker process was splitting sentences"
+    deadline = time.monotonic() + 15
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(w) for w in workers)
 
     nb = make_bot(data_dir=data)
     ready = {a.id for a in nb.catalog.articles()}

@@ -1,0 +1,61 @@
+"""Which numeric precision the embedding model runs in (``NEWSBOT_PRECISION``).
+
+Measured on this project's machine (README, "Encoding precision"): an AVX2-only CPU computes
+bf16 by emulation, slower than fp32, so bf16 is only offered where the CPU has AMX or
+avx512_bf16; int8 (ONNX Runtime, dynamic quantisation) runs on any x86-64 CPU; on CUDA,
+half precision was slower than fp32 for this 6-layer model, so ``auto`` keeps fp32 there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+from retrieval.errors import NewsbotError
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+class PrecisionError(NewsbotError):
+    """A precision this machine (or this model) can't run."""
+
+
+@cache
+def cpu_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AMX or avx512_bf16); elsewhere bf16 is
+    emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def int8_available() -> bool:
+    """int8 needs ONNX Runtime (a chromadb dependency) and the onnx package (to quantise)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def resolve(setting: str, device: str) -> str:
+    """The precision to run, or a one-line PrecisionError when the machine lacks it.
+    ``device`` is already resolved (cpu, cuda, mps)."""
+    if setting not in PRECISIONS:
+        raise PrecisionError(f"unknown precision {setting!r}; use one of {', '.join(PRECISIONS)}")
+    gpu = device != "cpu"
+    if setting == "auto":
+        if gpu:
+            return "fp32"
+        if cpu_bf16():
+            return "bf16"
+        return "int8" if int8_available() else "fp32"
+    if setting == "bf16" and not gpu and not cpu_bf16():
+        raise PrecisionError("NEWSBOT_PRECISION=bf16: this CPU has no native bf16 (AMX or "
+                             "avx512_bf16); use auto, fp32 or int8")
+    if setting == "int8" and gpu:
+        raise PrecisionError(f"NEWSBOT_PRECISION=int8 runs on the CPU, not {device}; use auto, "
+                             "fp32 or bf16, or NEWSBOT_DEVICE=cpu")
+    if setting == "int8" and not int8_available():
+        raise PrecisionError("NEWSBOT_PRECISION=int8 needs the onnx and onnxruntime packages "
+                             "(pip install onnx onnxruntime); use auto or fp32")
+    return setting
