@@ -55,18 +55,23 @@ class Embedder:
         """fp32, bf16 or int8: NEWSBOT_PRECISION resolved for this machine."""
         from retrieval.precision import resolve
 
-        return resolve(self.precision_setting, pick_device(self.device_setting))
+        chosen = resolve(self.precision_setting, pick_device(self.device_setting))
+        if chosen == "int8" and self.precision_setting == "auto":
+            from retrieval.onnx_int8 import supports
+
+            return chosen if supports(self.model_name) else "fp32"
+        return chosen
 
     @cached_property
     def lc(self):
-        from langchain_huggingface import HuggingFaceEmbeddings
-
-        from retrieval.errors import NewsbotError
-
         if self.precision == "int8":
             from retrieval.onnx_int8 import OnnxInt8Embeddings
 
             return OnnxInt8Embeddings(self.model_name, self.cache_dir)
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+        from retrieval.errors import NewsbotError
+
         model_kwargs = {"device": pick_device(self.device_setting), "local_files_only": True}
         if self.precision == "bf16":
             import torch

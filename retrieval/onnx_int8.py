@@ -64,6 +64,15 @@ def _sentence_config(model_dir: Path) -> tuple[int, bool]:
     return int(st.get("max_seq_length", 256)), mean and normalised
 
 
+def supports(model: str) -> bool:
+    """Whether ``model`` is a local, mean-pooled, normalised sentence-transformers model,
+    which this path reproduces (``auto`` keeps fp32 for any other)."""
+    try:
+        return Path(model).is_dir() and _sentence_config(Path(model))[1]
+    except PrecisionError:
+        return False
+
+
 def cached_path(model_dir: Path, cache_dir: Path) -> Path:
     """Where the int8 file of this model lives: named by the weights' identity and the ONNX
     Runtime version, so a changed model or runtime gets a new export."""

@@ -137,6 +137,11 @@ def test_int8_refuses_a_model_it_cannot_reproduce(tmp_path):
     with pytest.raises(PrecisionError, match="mean-pooled, normalised models only") as e:
         Embedder(str(model), precision="int8", cache_dir=tmp_path / "cache").load()
     assert "\n" not in str(e.value)
+    # auto doesn't refuse it: it keeps fp32 for a model int8 can't reproduce.
+    assert Embedder(str(model), precision="auto", device="cpu").precision == (
+        "bf16" if cpu_bf16() else "fp32")
+    assert Embedder(precision="auto", device="cpu").precision == (
+        "bf16" if cpu_bf16() else "int8")
 
 
 def _articles(n: int, sentences: int = 6) -> list[dict]:
