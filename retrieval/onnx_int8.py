@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -107,6 +108,8 @@ def export(model_dir: Path, target: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     log.info("preparing the int8 embedding model in %s (once, ~15 s)", target.parent)
+    if sys.stderr.isatty() and not logging.getLogger().handlers:  # the CLI, in a terminal
+        print("newsbot: preparing the int8 embedding model (once, ~15 s) ...", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
     plain = tmp.with_suffix(".fp32.onnx")
