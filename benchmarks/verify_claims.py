@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "eval" / "verification.md")
     args = ap.parse_args()
     s = Settings()
-    embedder = Embedder().load()
+    embedder = Embedder(precision=s.precision).load()  # as the bot encodes by default
     claims = load_claims(ROOT / "tests" / "data" / "claims.jsonl")
     sentences = sentence_index([ROOT / "samples"])
     m = measure(Verifier(embedder.embed, s.verify_min_similarity, s.verify_min_overlap),
