@@ -91,6 +91,43 @@ def bench_ingest(n_articles: int, repeats: int, precisions: list[str]) -> None:
           "batch, split in this process)")
 
 
+class InstantEmbedder:
+    """Stands in for an encoder far faster than splitting (a GPU's): unit vectors at once."""
+
+    device = "cuda (stand-in)"
+    precision = "fp32"
+    dim = 384
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        v = np.ones((len(texts), self.dim), dtype=np.float32)
+        return v / np.sqrt(self.dim)
+
+
+def bench_split_capacity(n_articles: int, repeats: int) -> None:
+    """Ingest rate when encoding costs nothing, so splitting and writing are all that is
+    left: in process (one batch), then with 1 and 2 worker processes splitting ahead."""
+    from retrieval.ingest import from_record
+
+    sample = [from_record(r, "bench") for r in records(RTQA_ARTICLES, n_articles)]
+    print(f"pipeline capacity with an instant encoder: {len(sample)} articles, median of "
+          f"{repeats}")
+    for label, batch, workers in (("split in process", 10**4, 1), ("1 worker", 16, 1),
+                                  ("2 workers", 16, 2)):
+        runs, n = [], 0
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as d:
+                nb = bot(Path(d), ingest_batch=batch)
+                nb.__dict__["embedder"] = InstantEmbedder()
+                nb.__dict__["split_workers"] = workers
+                t = time.perf_counter()
+                n = nb.ingest_articles(iter(sample)).sentences
+                runs.append(time.perf_counter() - t)
+                nb.close()
+        print(f"  {label:17} {n / median(runs):8.1f} sentences/s")
+
+
 def bench_queries(data_dir: Path, label: str, libraries: list[str], precision: str) -> None:
     nb = bot(data_dir, precision=precision)
     nb.warm()
@@ -136,6 +173,7 @@ def main() -> None:
     need_shared()
     if not args.skip_ingest:
         bench_ingest(args.articles, args.repeats, args.precisions.split(","))
+        bench_split_capacity(3 * args.articles, args.repeats)
     for precision in args.precisions.split(","):
         bench_queries(args.store, "RealTime QA dev articles", ["global"], precision)
         bench_queries(args.store, "RealTime QA + BBC articles", ["global", "global-negative"],

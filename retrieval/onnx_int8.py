@@ -24,19 +24,12 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from retrieval.precision import PrecisionError
+from retrieval.precision import PrecisionError, usable_cpus
 
 log = logging.getLogger("newsbot")
 # Bump when the export or quantisation changes, so that old cached files are not reused.
 EXPORT_VERSION = 1
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _weights(model_dir: Path) -> Path:
@@ -191,7 +184,7 @@ class OnnxInt8Embeddings(Embeddings):
                 raise PrecisionError(f"int8: cannot load {self.path}: "
                                      f"{str(e).splitlines()[0]}") from None
         self.dim = int(self.session.get_outputs()[0].shape[-1])
-        self.workers = _cpus()
+        self.workers = usable_cpus()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="int8-encode")
 
     def _one(self, ids: list[int]) -> np.ndarray:

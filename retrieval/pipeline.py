@@ -1,6 +1,7 @@
-"""Ingest's pipeline: sentence splitting runs in a worker process, one batch ahead of the
-encoder, so that neither waits for the other (pysbd is pure Python: ~1,000 sentences/s, about
-a fifth of an ingest's time once encoding runs in int8).
+"""Ingest's pipeline: sentence splitting runs in worker processes, batches ahead of the
+encoder, so that neither waits for the other (pysbd is pure Python: ~1,000 sentences/s per
+core, about a fifth of an ingest's time once encoding runs in int8, and far below a GPU's
+encoding rate).
 
 Only the splitting moves: every catalog and vector write stays in the ingesting process, in
 its transactions, so crash safety is what it was. A worker that dies is replaced by splitting
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
+import sys
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,6 +45,28 @@ def _split_batch(items: list[tuple[SplitKey, str, int]], max_chars: int, chunk_s
             for key, text, body_start in items}
 
 
+_GUARD = re.compile(r"""__name__\s*==\s*["']__main__["']""")
+
+
+def main_is_importable() -> bool:
+    """Whether worker processes may start. A spawned worker imports the program's main
+    script again; without an ``if __name__ == "__main__"`` guard that would run a user's
+    script a second time (its prints, its other work) in each worker, so such a program
+    splits in process instead (measured as fast on a CPU encoder)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.endswith("__main__"):
+        return True  # `python -m package`: multiprocessing never re-runs those
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True  # interactive or -c: nothing to re-run
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return bool(_GUARD.search(f.read(1_000_000)))
+    except OSError:
+        return False
+
+
 def _exit_with_parent() -> None:
     """A worker outlives a SIGKILLed parent otherwise (its queue's pipe stays open in the
     worker itself), so it watches for the parent to go."""
@@ -56,14 +81,17 @@ def _exit_with_parent() -> None:
 
 
 class SplitAhead:
-    """One worker process that splits the next batch while this process encodes the current
-    one. ``get`` returns what it split, or {} if the worker failed (the caller splits)."""
+    """Worker processes that split the next batches (one each) while this process encodes the
+    current one. ``get`` returns what was split, or {} if a worker failed (the caller splits)."""
 
-    def __init__(self, max_chars: int, chunk_sentences: int, chunk_overlap: int) -> None:
+    def __init__(self, max_chars: int, chunk_sentences: int, chunk_overlap: int,
+                 workers: int = 1) -> None:
         self.params = (max_chars, chunk_sentences, chunk_overlap)
+        self.workers = max(1, workers)
         # spawn, not fork: forking a process whose torch/ONNX threads are running can deadlock.
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent)
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent)
 
     def submit(self, articles: list[tuple[SplitKey, Article]]) -> Future | None:
         if self._pool is None or not articles:

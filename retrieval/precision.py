@@ -9,6 +9,7 @@ half precision was slower than fp32 for this 6-layer model, so ``auto`` keeps fp
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +20,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 class PrecisionError(NewsbotError):
     """A precision this machine (or this model) can't run."""
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @cache

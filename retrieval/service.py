@@ -279,23 +279,50 @@ class Newsbot:
         report.seconds = time.perf_counter() - started
         return report
 
+    @cached_property
+    def split_workers(self) -> int:
+        """Sentence-splitting worker processes for a large ingest. A CPU encoder already
+        keeps every core busy, so one worker there (measured: no gain from it on 2 cores); a
+        GPU encodes several times faster than one core splits, so all but one core there."""
+        from retrieval.precision import usable_cpus
+
+        return 1 if self.embedder.device == "cpu" else max(1, usable_cpus() - 1)
+
     def _write_pipelined(self, library: str, articles: Iterable[Article | IngestFailure],
                          report: IngestReport, claimed: dict[str, str],
                          progress: Progress | None) -> None:
-        """Batches written in order; from the second batch on, a worker process splits each
-        batch into sentences while the one before it is encoded and written. A single batch
-        (the bot's /ingest, a feed poll) is split here: a worker would cost more than it saves."""
-        from retrieval.pipeline import SplitAhead
+        """Batches written in order; from the second batch on, worker processes split the
+        next batches (one per worker) into sentences while this one is encoded and written. A
+        single batch (the bot's /ingest, a feed poll) is split here: a worker would cost more
+        than it saves."""
+        from collections import deque
+
+        from retrieval.pipeline import SplitAhead, main_is_importable
 
         s = self.settings
+        workers_allowed = main_is_importable()
         ahead: SplitAhead | None = None
-        held: tuple[list[Article], Future | None] | None = None  # read, not yet written
+        queued: deque[tuple[list[Article], Future | None]] = deque()  # read, not yet written
 
         def write(batch: list[Article], future: Future | None) -> None:
             self._write_batch(library, batch, report, claimed,
                               ahead.get(future) if ahead else None)
             if progress:
                 progress(len(batch))
+
+        def enqueue(batch: list[Article]) -> None:
+            nonlocal ahead
+            future = None
+            if workers_allowed and (queued or ahead is not None):  # from the second batch on
+                todo = [((a.id, a.content_hash()), a) for a in batch
+                        if self._needs_writing(library, a)]
+                if todo and ahead is None and workers_allowed:
+                    ahead = SplitAhead(s.max_sentence_chars, s.chunk_sentences,
+                                       s.chunk_overlap, self.split_workers)
+                future = ahead.submit(todo) if ahead and todo else None
+            queued.append((batch, future))
+            while len(queued) > (ahead.workers if ahead else 1):
+                write(*queued.popleft())
 
         try:
             batch: list[Article] = []
@@ -304,22 +331,13 @@ class Newsbot:
                     report.failed.append(item)
                     continue
                 batch.append(item)
-                if len(batch) < s.ingest_batch:
-                    continue
-                future = None
-                if held is not None:  # a second batch: from here on, split one batch ahead
-                    todo = [((a.id, a.content_hash()), a) for a in batch
-                            if self._needs_writing(library, a)]
-                    if todo and ahead is None:
-                        ahead = SplitAhead(s.max_sentence_chars, s.chunk_sentences,
-                                           s.chunk_overlap)
-                    future = ahead.submit(todo) if ahead and todo else None
-                    write(*held)
-                held, batch = (batch, future), []
-            if held is not None:
-                write(*held)
+                if len(batch) >= s.ingest_batch:
+                    enqueue(batch)
+                    batch = []
             if batch:
-                write(batch, None)
+                enqueue(batch)
+            while queued:
+                write(*queued.popleft())
         finally:
             if ahead is not None:
                 ahead.close()

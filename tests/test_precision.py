@@ -169,23 +169,27 @@ def test_pipelined_ingest_stores_what_a_single_batch_stores(make_bot, tmp_path, 
         return real_submit(self, articles)
 
     monkeypatch.setattr(pipeline.SplitAhead, "submit", counting_submit)
-    piped = make_bot(data_dir=tmp_path / "piped", ingest_batch=4)
-    report = piped.ingest([source, SAMPLES])
-    assert not report.failed
-    assert submitted and sum(submitted) > 20  # the worker split every batch after the first
-    submitted.clear()
     single = make_bot(data_dir=tmp_path / "single", ingest_batch=1000)
-    assert single.ingest([source, SAMPLES]).to_dict() | {"seconds": 0} == \
-        report.to_dict() | {"seconds": 0}
+    expected = single.ingest([source, SAMPLES])
+    assert not expected.failed
     assert submitted == []  # one batch: split in process, no worker started
-    for a in single.catalog.articles():
-        assert piped.catalog.load("global", a.id) == single.catalog.load("global", a.id)
-        assert piped.catalog.chunks_of("global", a.id) == single.catalog.chunks_of(
-            "global", a.id)
-    assert piped.vector_counts() == single.vector_counts()
-    # A rerun splits nothing: unchanged articles are not sent to the worker.
-    assert piped.ingest([source, SAMPLES]).unchanged == report.added
-    assert submitted == []
+    # One worker (a CPU encoder), and two with batches further ahead (as on a GPU).
+    for workers in (1, 2):
+        piped = make_bot(data_dir=tmp_path / f"piped-{workers}", ingest_batch=4)
+        piped.__dict__["split_workers"] = workers
+        report = piped.ingest([source, SAMPLES])
+        # Every batch after the first went to a worker, the last (partial) one included.
+        assert len(submitted) == -(-report.added // 4) - 1 and sum(submitted) > 20
+        submitted.clear()
+        assert report.to_dict() | {"seconds": 0} == expected.to_dict() | {"seconds": 0}
+        for a in single.catalog.articles():
+            assert piped.catalog.load("global", a.id) == single.catalog.load("global", a.id)
+            assert piped.catalog.chunks_of("global", a.id) == single.catalog.chunks_of(
+                "global", a.id)
+        assert piped.vector_counts() == single.vector_counts()
+        # A rerun splits nothing: unchanged articles are not sent to a worker.
+        assert piped.ingest([source, SAMPLES]).unchanged == report.added
+        assert submitted == []
 
 
 def test_a_dead_split_worker_means_splitting_in_process(tmp_path):
@@ -205,3 +209,41 @@ def test_a_dead_split_worker_means_splitting_in_process(tmp_path):
         assert ahead.submit([((a.id, a.content_hash()), a) for a in arts]) is None
     finally:
         ahead.close()
+
+
+SCRIPT = """
+import json, sys
+from newsbot.settings import Settings
+from retrieval import pipeline
+from retrieval.service import Newsbot
+started = []
+real_init = pipeline.SplitAhead.__init__
+def counting_init(self, *args):  # how many worker pools this run started
+    started.append(1)
+    real_init(self, *args)
+pipeline.SplitAhead.__init__ = counting_init
+{body}
+"""
+BODY = """print("RUN", flush=True)
+nb = Newsbot(Settings(data_dir=sys.argv[1], ingest_batch=4))
+report = nb.ingest([sys.argv[2]])
+print(json.dumps([report.added, len(report.failed), len(started)]), flush=True)
+nb.close()"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_script_without_a_main_guard_is_not_run_again_by_workers(tmp_path, guarded):
+    """Spawned workers import the main script again: an unguarded user script would run a
+    second time inside each. Such a script splits in process instead; a guarded one gets
+    its workers."""
+    source = write(tmp_path / "towns.jsonl", "\n".join(json.dumps(a) for a in _articles(23)))
+    body = ("def main():\n" + "\n".join("    " + line for line in BODY.splitlines())
+            + '\n\nif __name__ == "__main__":\n    main()') if guarded else BODY
+    script = write(tmp_path / "user_script.py", SCRIPT.format(body=body))
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "data"), str(source)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines.count("RUN") == 1, r.stdout
+    assert json.loads(lines[-1]) == [23, 0, 1 if guarded else 0]
