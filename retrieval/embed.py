@@ -70,7 +70,7 @@ class Embedder:
             return OnnxInt8Embeddings(self.model_name, self.cache_dir)
         from langchain_huggingface import HuggingFaceEmbeddings
 
-        from retrieval.errors import NewsbotError
+        from retrieval.errors import NewsbotError, first_line
 
         model_kwargs = {"device": pick_device(self.device_setting), "local_files_only": True}
         if self.precision == "bf16":
@@ -86,7 +86,7 @@ class Embedder:
             )
         except (OSError, ValueError) as e:
             raise NewsbotError(
-                f"cannot load the embedding model {self.model_name!r} offline: {e}".split("\n")[0]
+                f"cannot load the embedding model {self.model_name!r} offline: {first_line(e)}"
             ) from None
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -1,6 +1,12 @@
 """Errors that carry a message fit to show a user as is (no traceback)."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception as one line for a user: its message's first line, or its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class NewsbotError(Exception):
     """Base for errors a user can act on."""
 

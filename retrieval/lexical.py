@@ -99,6 +99,10 @@ class _Index:
     segments: list[_Segment]
     local_terms: bool = False  # the main segment gave ids to terms the catalog does not have
     manifest: str = ""  # the manifest it was opened from ("" when it lives in memory only)
+    # Per set of libraries, per segment, which articles are in them: kept with the index they
+    # describe, so a newer index (a merge keeps the generation) never reads another's.
+    library_masks: dict[tuple[str, ...], list[np.ndarray | None]] = dataclasses.field(
+        default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         counts = [s.live() for s in self.segments]
@@ -258,7 +262,6 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._merging = threading.Lock()
-        self._masks: dict[tuple, list[np.ndarray | None]] = {}
 
     # -- building
     def _segment_arrays(self, articles: Iterator[tuple], vocab: dict[str, int],
@@ -561,18 +564,17 @@ class LexicalIndex:
         return current
 
     # -- searching
-    def _library_masks(self, idx: _Index, libraries: list[str]) -> list[np.ndarray | None]:
+    @staticmethod
+    def _library_masks(idx: _Index, libraries: list[str]) -> list[np.ndarray | None]:
         """Per segment, which articles are in ``libraries`` (None: all), cached per index."""
-        key = (id(idx), idx.generation, tuple(sorted(libraries)))
-        masks = self._masks.get(key)
+        key = tuple(sorted(libraries))
+        masks = idx.library_masks.get(key)
         if masks is None:
             masks = []
             for seg in idx.segments:
                 mask = np.isin(seg.libraries, libraries)
                 masks.append(None if mask.all() else mask)
-            # Only the current index's masks are kept.
-            self._masks = {k: v for k, v in self._masks.items() if k[:2] == key[:2]}
-            self._masks[key] = masks
+            idx.library_masks[key] = masks
         return masks
 
     def search(

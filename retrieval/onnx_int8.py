@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from retrieval.errors import first_line
 from retrieval.precision import PrecisionError, usable_cpus
 
 log = logging.getLogger("newsbot")
@@ -78,19 +79,23 @@ def cached_path(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir / f"embedding-int8-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
 
 
+def _not_onnxruntime(record: logging.LogRecord) -> bool:
+    return "onnxruntime" not in record.pathname
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """The exporter's tracer warnings and the quantiser's advice (logged on the root logger)
-    mean nothing to a user: the result is checked against fp32 by the tests."""
+    mean nothing to a user: the result is checked against fp32 by the tests. Only records
+    from ONNX Runtime are dropped: other threads (the bot's) keep logging meanwhile."""
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    root.addFilter(_not_onnxruntime)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(_not_onnxruntime)
 
 
 def export(model_dir: Path, target: Path) -> None:
@@ -137,7 +142,7 @@ def export(model_dir: Path, target: Path) -> None:
         raise
     except Exception as e:  # torch/onnx raise many kinds; the caller shows one line
         raise PrecisionError(f"int8: exporting {model_dir.name} to ONNX failed: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                             f"{first_line(e)}"
                              ) from None
     finally:
         for p in (tmp, plain):
@@ -171,18 +176,18 @@ class OnnxInt8Embeddings(Embeddings):
         options.intra_op_num_threads = 1  # the parallelism is across sentences (above)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # a truncated or damaged cache file: export again, once
-            self.path.unlink(missing_ok=True)
-            export(self.model_dir, self.path)
+        for attempt in range(2):
             try:
                 self.session = ort.InferenceSession(str(self.path), options,
                                                     providers=["CPUExecutionProvider"])
-            except Exception:
-                raise PrecisionError(f"int8: cannot load {self.path}: "
-                                     f"{str(e).splitlines()[0]}") from None
+                break
+            except Exception as e:
+                if attempt:
+                    raise PrecisionError(f"int8: cannot load {self.path}: {first_line(e)}"
+                                         ) from None
+                # A truncated or damaged cache file: export again, once.
+                self.path.unlink(missing_ok=True)
+                export(self.model_dir, self.path)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.workers = usable_cpus()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="int8-encode")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.errors import NewsbotError
+from retrieval.errors import NewsbotError, first_line
 from retrieval.precision import cpu_bf16
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ class Reader:
                                  device=device, local_files_only=True)
         except Exception as e:  # torch/safetensors raise many kinds for a damaged file
             raise ReaderError(f"cannot load the reader from {self.path}: "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                              f"{first_line(e)}"
                               ) from None
         model.model.float()
         want = self.precision

@@ -205,8 +205,9 @@ class Newsbot:
         items, replaced = [], []
         for a in by_id.values():
             where = a.origin or a.id
+            key = (a.id, a.content_hash())
             state = self.catalog.state(library, a.id)
-            if state == (a.content_hash(), "ready"):
+            if state == (key[1], "ready"):
                 report.unchanged += 1
                 continue
             first = claimed.setdefault(a.url, a.id) if a.url else a.id
@@ -229,7 +230,6 @@ class Newsbot:
                     where, f"would replace article {foreign[0][0]}, which came from "
                     f"{foreign[0][1]}; a page never replaces another site's article{kept}"))
                 continue
-            key = (a.id, a.content_hash())
             sentences, chunks = splits[key] if key in splits else split_article(
                 a.id, a.text, a.body_start, s.max_sentence_chars, s.chunk_sentences,
                 s.chunk_overlap)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from retrieval.catalog import date_key, source_key
-from retrieval.errors import StoreError
+from retrieval.errors import StoreError, first_line
 from retrieval.models import Article, Chunk
 
 log = logging.getLogger("newsbot.store")
@@ -91,7 +91,7 @@ class VectorStore:
             raise
         except Exception as e:  # chromadb raises many types for a damaged store
             where = server.address if server else path
-            raise StoreError(f"cannot open the vector store {where}: {e}".split("\n")[0]) \
+            raise StoreError(f"cannot open the vector store {where}: {first_line(e)}") \
                 from None
 
     def _retry(self, call: Callable[[], T], what: str) -> T:
@@ -133,7 +133,7 @@ class VectorStore:
                 except StoreError:
                     raise
                 except Exception as e:
-                    raise StoreError(f"cannot open collection {name}: {e}".split("\n")[0]) \
+                    raise StoreError(f"cannot open collection {name}: {first_line(e)}") \
                         from None
             return self._stores[name]
 
