@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--library", default="global")
     ap.add_argument("--reader", help="a reader directory (newsbot train-reader --out)")
     ap.add_argument("-n", type=int, default=12, help="candidates the reader re-reads")
+    ap.add_argument("--precision", default="fp32", help="the reader's (auto, fp32, int8, ...)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--dump", type=Path, metavar="FILE",
                     help="also write each question's top N candidates (text, title, sentence "
@@ -44,7 +45,8 @@ def main() -> None:
     from retrieval.service import Newsbot
 
     nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
-    reader = Reader(args.reader, "cpu", precision="fp32").load() if args.reader else None
+    reader = Reader(args.reader, "cpu", precision=args.precision,
+                    cache_dir=args.data_dir / "models").load() if args.reader else None
     orders: dict[str, list[list[bool]]] = {"scorer": [], "reader logit": [], "reader stack": []}
     ceiling = []
     dumped: list[dict] = []

@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: ../shared/data beside the checkout)")
     s.add_argument("--out", default=str(SAMPLES_DIR.parent / "retrieval" / "reader"),
                    metavar="DIR", help="where the weights go (default: the shipped reader)")
-    s.add_argument("--epochs", type=float, default=1.0)
+    s.add_argument("--epochs", type=float, default=3.0)
     s.add_argument("--seed", type=int, default=13)
     s.add_argument("--limit", type=int, default=0, metavar="N", help="first N questions only")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")

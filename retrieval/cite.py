@@ -241,8 +241,10 @@ def best_relevance(ranked: list[Candidate]) -> float:
 ABSTAIN_BELOW = {"fp32": 0.51, "bf16": 0.51, "int8": 0.50}
 
 
-def select(ranked: list[Candidate], threshold: float, max_citations: int) -> list[Citation]:
-    """The best sentences above the threshold, a reprinted sentence cited once."""
+def select(ranked: list[Candidate], threshold: float, max_citations: int,
+           margin: float = FOLLOW_MARGIN) -> list[Citation]:
+    """The best sentences above the threshold, a reprinted sentence cited once; further
+    citations must score within ``margin`` of the first."""
     if not ranked or best_relevance(ranked) < threshold:
         return []
     best = ranked[0].score
@@ -258,7 +260,7 @@ def select(ranked: list[Candidate], threshold: float, max_citations: int) -> lis
                     cit.sources.append(c.passage.source)
             continue
         if len(chosen) == max_citations or c.relevance < threshold \
-                or c.score < best - FOLLOW_MARGIN:
+                or c.score < best - margin:
             continue
         chosen[key] = to_citation(c, len(chosen) + 1)
     return list(chosen.values())

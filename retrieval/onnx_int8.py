@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,7 +68,10 @@ def supports(model: str) -> bool:
         return False
 
 
-def cached_path(model_dir: Path, cache_dir: Path) -> Path:
+KINDS = {"embedding": "embedding model", "reader": "reader"}
+
+
+def cached_path(model_dir: Path, cache_dir: Path, kind: str = "embedding") -> Path:
     """Where the int8 file of this model lives: named by the weights' identity and the ONNX
     Runtime version, so a changed model or runtime gets a new export."""
     import onnxruntime
@@ -76,7 +79,7 @@ def cached_path(model_dir: Path, cache_dir: Path) -> Path:
     w = _weights(model_dir)
     st = w.stat()
     key = f"{w.resolve()}:{st.st_size}:{st.st_mtime_ns}:{onnxruntime.__version__}:{EXPORT_VERSION}"
-    return cache_dir / f"embedding-int8-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return cache_dir / f"{kind}-int8-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
 
 
 def _not_onnxruntime(record: logging.LogRecord) -> bool:
@@ -98,39 +101,48 @@ def _quiet() -> Iterator[None]:
         root.removeFilter(_not_onnxruntime)
 
 
-def export(model_dir: Path, target: Path) -> None:
+def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
     """Export the torch model to ONNX, quantise it to int8 and move it into place atomically
-    (two processes exporting at once both finish; the second rename wins, same content)."""
+    (two processes exporting at once both finish; the second rename wins, same content).
+    ``kind``: "embedding" outputs the last hidden states, "reader" (a cross-encoder) its
+    logits."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    log.info("preparing the int8 embedding model in %s (once, ~15 s)", target.parent)
+    log.info("preparing the int8 %s in %s (once, ~15 s)", KINDS[kind], target.parent)
     if sys.stderr.isatty() and not logging.getLogger().handlers:  # the CLI, in a terminal
-        print("newsbot: preparing the int8 embedding model (once, ~15 s) ...", file=sys.stderr)
+        print(f"newsbot: preparing the int8 {KINDS[kind]} (once, ~15 s) ...", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
     plain = tmp.with_suffix(".fp32.onnx")
     try:
-        model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+        # fp32 whatever the file holds (the reader ships fp16): quantisation starts from it.
+        auto = AutoModelForSequenceClassification if kind == "reader" else AutoModel
+        model = auto.from_pretrained(str(model_dir), local_files_only=True,
+                                     dtype=torch.float32).eval()
         tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         sample = tok(["a short sentence", "and a second, longer one to pad"],
+                     ["with a pair", "for the reader"] if kind == "reader" else None,
                      return_tensors="pt", padding=True)
+        output = "logits" if kind == "reader" else "hidden"
 
-        class Hidden(torch.nn.Module):
+        class Output(torch.nn.Module):
             def __init__(self, net: torch.nn.Module) -> None:
                 super().__init__()
                 self.net = net
 
             def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.net(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
+                out = self.net(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids)
+                return out.logits if kind == "reader" else out.last_hidden_state
 
+        axes = {k: {0: "batch", 1: "tokens"} for k in _INPUTS}
+        axes[output] = {0: "batch"} if kind == "reader" else {0: "batch", 1: "tokens"}
         with torch.inference_mode(), _quiet():
             torch.onnx.export(
-                Hidden(model), tuple(sample[k] for k in _INPUTS), str(plain),
-                input_names=list(_INPUTS), output_names=["hidden"],
-                dynamic_axes={k: {0: "batch", 1: "tokens"} for k in (*_INPUTS, "hidden")},
+                Output(model), tuple(sample[k] for k in _INPUTS), str(plain),
+                input_names=list(_INPUTS), output_names=[output], dynamic_axes=axes,
                 opset_version=17, dynamo=False)
         # Matrix products only, per channel: quantising the embedding tables as well, or
         # per tensor, fell below the 0.99 median cosine to fp32 (README).
@@ -149,31 +161,25 @@ def export(model_dir: Path, target: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-class OnnxInt8Embeddings(Embeddings):
-    """LangChain embeddings from the int8 ONNX model: mean pooling and unit length, as the
-    sentence-transformers model does in fp32.
+class Int8Session:
+    """An int8 ONNX model (exported on first use, re-exported once if the cached file is
+    damaged), run one input at a time, one thread per core.
 
-    Each sentence runs alone. Dynamic quantisation scales activations by the range of the
-    whole input, so in a padded batch a sentence's vector would depend on its neighbours
-    (cosine ~0.988 to itself alone, measured): a question's vector would change with the load.
-    One sentence per call, one thread per core, is deterministic, and here it was also faster
+    One input per run: dynamic quantisation scales activations by the range of the whole
+    input, so in a padded batch an input's output would depend on its neighbours (for the
+    embedder, cosine ~0.988 to the same sentence alone, measured): a question's vector would
+    change with the load. One input per call is deterministic, and here it was also faster
     than batches of 64 on two threads (no padding; small products parallelise badly)."""
 
-    def __init__(self, model_dir: str | Path, cache_dir: Path) -> None:
+    def __init__(self, model_dir: Path, cache_dir: Path, kind: str = "embedding") -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
-        self.model_dir = Path(model_dir)
-        self.max_length, supported = _sentence_config(self.model_dir)
-        if not supported:
-            raise PrecisionError(f"int8 reproduces mean-pooled, normalised models only; "
-                                 f"{self.model_dir.name} is not one: use NEWSBOT_PRECISION=fp32")
-        self.path = cached_path(self.model_dir, cache_dir)
+        self.model_dir = model_dir
+        self.path = cached_path(model_dir, cache_dir, kind)
         if not self.path.is_file():
-            export(self.model_dir, self.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            export(model_dir, self.path, kind)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # the parallelism is across sentences (above)
+        options.intra_op_num_threads = 1  # the parallelism is across inputs (above)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         for attempt in range(2):
@@ -187,33 +193,59 @@ class OnnxInt8Embeddings(Embeddings):
                                          ) from None
                 # A truncated or damaged cache file: export again, once.
                 self.path.unlink(missing_ok=True)
-                export(self.model_dir, self.path)
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
+                export(model_dir, self.path, kind)
         self.workers = usable_cpus()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="int8-encode")
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"int8-{kind}")
 
-    def _one(self, ids: list[int]) -> np.ndarray:
+    def run(self, ids: list[int], type_ids: list[int] | None = None) -> np.ndarray:
+        """The model's output for one input (its batch axis dropped)."""
         n = len(ids)
         feeds = {"input_ids": np.asarray([ids], dtype=np.int64),
                  "attention_mask": np.ones((1, n), dtype=np.int64),
-                 "token_type_ids": np.zeros((1, n), dtype=np.int64)}
-        v = self.session.run(None, feeds)[0][0].mean(axis=0)
-        return v / max(float(np.linalg.norm(v)), 1e-12)
+                 "token_type_ids": np.asarray([type_ids or [0] * n], dtype=np.int64)}
+        return self.session.run(None, feeds)[0][0]
+
+    def each(self, work: Callable[[int], None], n: int) -> None:
+        """``work(i)`` for i in range(n), spread over one thread per core."""
+        if n <= 1:
+            for i in range(n):
+                work(i)
+            return
+
+        def part(k: int) -> None:  # ONNX Runtime releases the GIL while it runs
+            for i in range(k, n, self.workers):
+                work(i)
+
+        for f in [self._pool.submit(part, k) for k in range(self.workers)]:
+            f.result()
+
+
+class OnnxInt8Embeddings(Embeddings):
+    """LangChain embeddings from the int8 ONNX model: mean pooling and unit length, as the
+    sentence-transformers model does in fp32. Each sentence runs alone (``Int8Session``)."""
+
+    def __init__(self, model_dir: str | Path, cache_dir: Path) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.max_length, supported = _sentence_config(self.model_dir)
+        if not supported:
+            raise PrecisionError(f"int8 reproduces mean-pooled, normalised models only; "
+                                 f"{self.model_dir.name} is not one: use NEWSBOT_PRECISION=fp32")
+        self.runner = Int8Session(self.model_dir, cache_dir)
+        self.path = self.runner.path
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.dim = int(self.runner.session.get_outputs()[0].shape[-1])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if len(texts) <= 1:
-            for i, x in enumerate(ids):
-                out[i] = self._one(x)
-            return out
 
-        def work(k: int) -> None:  # ONNX Runtime releases the GIL while it runs
-            for i in range(k, len(ids), self.workers):
-                out[i] = self._one(ids[i])
+        def one(i: int) -> None:
+            v = self.runner.run(ids[i]).mean(axis=0)
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
 
-        for f in [self._pool.submit(work, k) for k in range(self.workers)]:
-            f.result()
+        self.runner.each(one, len(texts))
         return out
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

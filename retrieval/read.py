@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from retrieval.cite import Candidate
 
 SHIPPED = Path(__file__).resolve().parent / "reader"
-MAX_LENGTH = 128  # tokens of question + sentence + context; longer inputs are cut from context
+# Tokens of question + sentence + context; longer inputs are cut from the context. 80 because
+# the re-read must fit the 150 ms answer budget on 2 cores (README "The reader").
+MAX_LENGTH = 80
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "reader.json"
@@ -233,10 +235,12 @@ def best_span(question: str, sentence: str, weights: list[float], base: float,
 class Reader:
     """A cross-encoder with a logistic stack on top: p = sigmoid(a * logit + b * heuristic + c).
     Thread-safe. Precision ``auto``: bf16 on CPUs with native support (AMX, avx512_bf16), int8
-    (dynamic quantisation) on other CPUs, fp16 on CUDA."""
+    on other CPUs (ONNX Runtime, exported on first use into ``cache_dir``), fp32 on CUDA (half
+    precision measured slower there for a model this small)."""
 
     def __init__(self, path: Path | str = SHIPPED, device: str = "auto",
-                 candidates: int | None = None, precision: str = "auto") -> None:
+                 candidates: int | None = None, precision: str = "auto",
+                 cache_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.device_setting = device
         if precision not in PRECISIONS:
@@ -256,54 +260,84 @@ class Reader:
             self.span_threshold = float(self.config["span_threshold"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ReaderError(f"the reader's {config_path} is unreadable: {e}") from None
-        self.candidates = candidates or int(self.config.get("candidates", 12))
+        self.candidates = candidates or int(self.config.get("candidates", 6))
+        self.max_length = int(self.config.get("max_length", MAX_LENGTH))
+        self.cache_dir = cache_dir
         self._lock = threading.Lock()
         self._model = None
+        self._int8 = None  # the ONNX Runtime session, when int8
         self.dtype = "fp32"
 
     def load(self) -> Reader:
-        if self._model is not None:
+        if self._model is not None or self._int8 is not None:
             return self
-        import torch
-        from sentence_transformers import CrossEncoder
-
         from retrieval.embed import pick_device
 
         device = pick_device(self.device_setting)
+        want = self.precision
+        if want == "auto":  # measured: README, "The reader"
+            want = "fp32" if device.startswith("cuda") else "bf16" if cpu_bf16() else "int8"
+        if want == "bf16" and device == "cpu" and not cpu_bf16():
+            raise ReaderError("this CPU has no native bf16 (AMX or avx512_bf16); use "
+                              "NEWSBOT_READER_PRECISION=auto, fp32 or int8")
+        if want == "int8" and device != "cpu":
+            raise ReaderError("int8 is for the CPU; use auto or fp32 on a GPU")
+        if want == "int8":
+            self._load_int8()
+        else:
+            self._load_torch(device, want)
+        self.dtype = want
+        return self
+
+    def _load_int8(self) -> None:
+        from transformers import AutoTokenizer
+
+        from retrieval.embed import default_cache_dir
+        from retrieval.onnx_int8 import Int8Session
+        from retrieval.precision import PrecisionError
+
         try:
-            model = CrossEncoder(str(self.path), num_labels=1, max_length=MAX_LENGTH,
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self._int8 = Int8Session(self.path, self.cache_dir or default_cache_dir(), "reader")
+        except PrecisionError as e:
+            raise ReaderError(f"cannot load the reader from {self.path}: {e}") from None
+        except Exception as e:  # tokenizers raise many kinds for a damaged file
+            raise ReaderError(f"cannot load the reader from {self.path}: {first_line(e)}"
+                              ) from None
+
+    def _load_torch(self, device: str, want: str) -> None:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        try:
+            model = CrossEncoder(str(self.path), num_labels=1, max_length=self.max_length,
                                  device=device, local_files_only=True)
         except Exception as e:  # torch/safetensors raise many kinds for a damaged file
             raise ReaderError(f"cannot load the reader from {self.path}: "
                               f"{first_line(e)}"
                               ) from None
         model.model.float()
-        want = self.precision
-        if want == "auto":  # measured: README, "The reader"
-            want = "fp16" if device.startswith("cuda") else "bf16" if cpu_bf16() else "int8"
-        if want == "bf16" and device == "cpu" and not cpu_bf16():
-            raise ReaderError("this CPU has no native bf16 (AMX or avx512_bf16); use "
-                              "NEWSBOT_READER_PRECISION=auto, fp32 or int8")
         if want in ("bf16", "fp16"):
             model.model.to(torch.bfloat16 if want == "bf16" else torch.float16)
-        elif want == "int8":
-            if device != "cpu":
-                raise ReaderError("int8 is for the CPU; use auto or fp16 on a GPU")
-            # Dynamic quantisation of the linear layers (fbgemm: AVX2 and up), in place: the
-            # cross-encoder's modules keep pointing at the same network.
-            torch.ao.quantization.quantize_dynamic(model.model, {torch.nn.Linear},
-                                                   dtype=torch.qint8, inplace=True)
-        self.dtype = want
         model.model.eval()
         self._model = model
-        return self
 
     def logits(self, question: str, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
+        self.load()
+        if self._int8 is not None:
+            enc = self._tokenizer([question] * len(texts), texts, truncation="longest_first",
+                                  max_length=self.max_length)
+            out = np.empty(len(texts), dtype=np.float32)
+
+            def one(i: int) -> None:
+                out[i] = self._int8.run(enc["input_ids"][i], enc["token_type_ids"][i])[0]
+
+            self._int8.each(one, len(texts))
+            return out
         import torch
 
-        self.load()
         with self._lock, torch.inference_mode():
             out = self._model.predict([(question, t) for t in texts], batch_size=32,
                                       activation_fn=torch.nn.Identity(), convert_to_numpy=True,
@@ -317,17 +351,19 @@ class Reader:
     def rerank(self, question: str, ranked: list[Candidate],
                previous: dict[tuple[str, str, int], str]) -> list[Candidate]:
         """The top ``candidates`` of the heuristic ranking, re-scored by the reader: their
-        ``score`` and ``relevance`` become the reader's probability. The rest follow, below
-        every re-read candidate."""
+        ``score`` becomes the reader's probability and orders them; the rest follow, below
+        every re-read candidate. ``relevance`` stays the scorer's: it decides abstention and
+        which sentences may be cited, since the reader's probability separates stored answers
+        from absent ones far worse (README, "The reader")."""
         head, tail = ranked[: self.candidates], ranked[self.candidates:]
         texts = [pair_text(c.quote, c.passage.title,
                            previous.get((c.library, c.article_id, c.index), ""))
                  for c in head]
         for c, logit in zip(head, self.logits(question, texts), strict=True):
-            c.relevance = c.score = self.probability(float(logit), c.relevance)
+            c.score = self.probability(float(logit), c.relevance)
         head.sort(key=lambda c: (-c.score, c.passage_rank, c.index))
         for c in tail:
-            c.relevance = c.score = 0.0
+            c.score = -1.0
         return head + tail
 
     def short_answer(self, question: str, sentence: str, probability: float,
@@ -336,10 +372,11 @@ class Reader:
         return span if span and span.confidence >= self.span_threshold else None
 
 
-def load_reader(setting: str, device: str = "auto", precision: str = "auto") -> Reader | None:
+def load_reader(setting: str, device: str = "auto", precision: str = "auto",
+                cache_dir: Path | None = None) -> Reader | None:
     """``NEWSBOT_READER``: empty = the shipped reader, ``none`` = the heuristic scorer only,
-    anything else = a path to a reader directory."""
+    anything else = a path to a reader directory. ``cache_dir``: where its int8 export goes."""
     if setting.strip().lower() == "none":
         return None
     path = Path(setting).expanduser() if setting.strip() else SHIPPED
-    return Reader(path, device, precision=precision).load()
+    return Reader(path, device, precision=precision, cache_dir=cache_dir).load()

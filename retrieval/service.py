@@ -115,7 +115,8 @@ class Newsbot:
         from retrieval.read import load_reader
 
         s = self.settings
-        return load_reader(s.reader, s.device, s.reader_precision)
+        return load_reader(s.reader, s.device, s.reader_precision,
+                           s.model_cache or self.data_dir / "models")
 
     @cached_property
     def chat_model(self) -> Any:
@@ -405,7 +406,7 @@ class Newsbot:
         only its verified sentences are kept; ``on_text`` then receives the verified answer
         as it streams in."""
         from retrieval.answer import extractive
-        from retrieval.cite import best_relevance, select
+        from retrieval.cite import FOLLOW_MARGIN, best_relevance, select
         from retrieval.search import Filters
 
         started = time.perf_counter()
@@ -424,16 +425,17 @@ class Newsbot:
         timings: dict[str, float] = {}
         ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         passages, ranked = self._rank(q, filters, k, max(k, depth or 0), mode, ref, timings)
-        threshold = self.abstain_below
         rd = self.reader if reader else None
-        if rd is not None:  # the reader re-reads the best candidates and sets the threshold
+        margin = FOLLOW_MARGIN
+        if rd is not None:  # the reader re-reads the best candidates and orders them
             t = time.perf_counter()
             ranked = rd.rerank(q, ranked, self.previous_sentences(ranked[: rd.candidates]))
-            threshold = self.settings.reader_abstain_below
-            if threshold is None:
-                threshold = rd.threshold
+            margin = 1.0  # probabilities are no scores: the scorer's threshold gates citations
             timings["read_ms"] = (time.perf_counter() - t) * 1000
-        citations = select(ranked, threshold, self.settings.max_citations)
+        citations = select(ranked, self.abstain_below, self.settings.max_citations, margin)
+        floor = self.settings.reader_abstain_below
+        if rd is not None and floor is not None and ranked and ranked[0].score < floor:
+            citations = []
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         answer.score = best_relevance(ranked)

@@ -127,31 +127,52 @@ def test_an_unsure_reader_gives_no_short_answer(tiny_reader, make_bot, tmp_path)
     nb.ingest([SAMPLES])
     a = nb.ask(REFERENCE_QUESTION)
     assert not a.abstained and a.short_answer is None and a.to_dict()["short_answer"] is None
-    strict = make_bot(tmp_path / "d2", reader=str(with_config(tiny_reader, tmp_path / "strict",
-                                                              threshold=1.01)))
+    # NEWSBOT_READER_ABSTAIN_BELOW adds a floor on the reader's own probability.
+    strict = make_bot(tmp_path / "d2", reader=str(unsure), reader_abstain_below=1.0)
     strict.ingest([SAMPLES])
     b = strict.ask(REFERENCE_QUESTION)
-    assert b.abstained and b.short_answer is None
+    assert b.abstained and b.short_answer is None and not b.citations
 
 
-def test_a_reader_loads_offline_in_a_fresh_process(tiny_reader):
+def test_with_a_reader_the_scorer_still_decides_abstention(tiny_reader, make_bot, tmp_path):
+    """The reader orders what the scorer would cite; it neither cites what the scorer finds too
+    weak nor abstains where the scorer would answer (its probability tells stored answers from
+    absent ones far worse: README, "The reader")."""
+    plain = make_bot(tmp_path / "plain")
+    read = make_bot(tmp_path / "read", reader=str(with_config(tiny_reader, tmp_path / "r",
+                                                               threshold=1.01)))
+    for nb in (plain, read):
+        nb.ingest([SAMPLES])
+    for question in (REFERENCE_QUESTION, "What is the recipe for a good sourdough starter?",
+                     *(q for q, _ in QUESTIONS[:6])):
+        a, b = plain.ask(question), read.ask(question)
+        assert a.abstained == b.abstained, question
+        assert {c.quote for c in b.citations} <= {
+            c.quote for c in read.rank(question, ["global"])
+            if c.relevance >= read.abstain_below}, question
+        assert b.reader.startswith("reader (") and not a.reader
+
+
+def test_a_reader_loads_offline_in_a_fresh_process(tiny_reader, tmp_path):
     code = ("from retrieval.read import Reader; import sys; "
             f"r = Reader({str(tiny_reader)!r}).load(); print(r.dtype)")
+    # HOME is unusable; the int8 export (auto's choice on this CPU) goes to XDG_CACHE_HOME.
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
+                                                   "XDG_CACHE_HOME": str(tmp_path),
                                                    "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-1500:]
     assert r.stdout.strip() in {"fp32", "bf16", "int8"}
 
 
-def test_a_reader_scores_a_fixed_pair_the_same_every_time(tiny_reader):
+def test_a_reader_scores_a_fixed_pair_the_same_every_time(tiny_reader, model_cache):
     pair = pair_text("Wallace, during a meeting with his German counterpart Christina Lambrecht, "
                      "said that Nord Stream 2 should be used as a lever of pressure.",
                      "British Defense Minister Ben Wallace will soon meet Sergei Shoigu",
                      "Wallace was quoted as saying by The Times.")
     for precision in ("fp32", "int8"):
-        one, other = Reader(tiny_reader, precision=precision), Reader(tiny_reader,
-                                                                       precision=precision)
+        one, other = (Reader(tiny_reader, precision=precision, cache_dir=model_cache)
+                      for _ in range(2))
         first = one.logits(REFERENCE_QUESTION, [pair])
         assert first[0] == one.logits(REFERENCE_QUESTION, [pair])[0] == \
             other.logits(REFERENCE_QUESTION, [pair])[0], precision
@@ -229,3 +250,19 @@ def test_training_smoke_run_builds_a_loadable_reader(tiny_reader):
     assert {"stack", "span_weights", "threshold", "span_threshold"} <= set(config)
     assert (tiny_reader / "model.safetensors").stat().st_size < 50_000_000
     assert Reader(tiny_reader).logits("who?", ["Christina Lambrecht [SEP] a | b"]).shape == (1,)
+
+
+def test_the_int8_reader_is_exported_once_and_reads_like_fp32(tiny_reader, model_cache,
+                                                              sample_bot):
+    """int8 (auto's choice on CPUs without native bf16) is an ONNX Runtime export of the same
+    weights, cached beside the embedder's; its logits stay close to fp32's."""
+    fp32 = Reader(tiny_reader, precision="fp32").load()
+    int8 = Reader(tiny_reader, precision="int8", cache_dir=model_cache).load()
+    exported = sorted(model_cache.glob("reader-int8-*.onnx"))
+    assert len(exported) == 1 and int8.dtype == "int8"
+    texts = [pair_text(c.quote, c.passage.title, "")
+             for c in sample_bot.rank(REFERENCE_QUESTION, ["global"])[:8]]
+    a, b = fp32.logits(REFERENCE_QUESTION, texts), int8.logits(REFERENCE_QUESTION, texts)
+    assert abs(a - b).max() < 0.25, (a, b)
+    Reader(tiny_reader, precision="int8", cache_dir=model_cache).load()
+    assert sorted(model_cache.glob("reader-int8-*.onnx")) == exported  # not exported again
