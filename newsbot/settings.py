@@ -73,10 +73,10 @@ class Settings(BaseSettings):
     # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
     # shipped in the package (README, "The reader").
     reader: str = "none"
-    # auto: bf16 on CPUs with native bf16 (AMX), int8 on other CPUs, fp16 on CUDA.
+    # auto: bf16 on CPUs with native bf16 (AMX), int8 (ONNX Runtime) on other CPUs, fp32 on CUDA.
     reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
-    # Abstain when the reader's probability for the best sentence is below this; empty = the
-    # value calibrated with the reader (README, "Abstention").
+    # With a reader, abstention stays the scorer's (abstain_below); this adds a floor on the
+    # reader's probability for its first sentence. Empty: none (README, "The reader").
     reader_abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
