@@ -363,7 +363,7 @@ class Reader:
             c.score = self.probability(float(logit), c.relevance)
         head.sort(key=lambda c: (-c.score, c.passage_rank, c.index))
         for c in tail:
-            c.score = -1.0
+            c.score = 0.0  # below every probability: re-read candidates come first
         return head + tail
 
     def short_answer(self, question: str, sentence: str, probability: float,

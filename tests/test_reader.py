@@ -252,17 +252,18 @@ def test_training_smoke_run_builds_a_loadable_reader(tiny_reader):
     assert Reader(tiny_reader).logits("who?", ["Christina Lambrecht [SEP] a | b"]).shape == (1,)
 
 
-def test_the_int8_reader_is_exported_once_and_reads_like_fp32(tiny_reader, model_cache,
+def test_the_int8_reader_is_exported_once_and_reads_like_fp32(tiny_reader, tmp_path,
                                                               sample_bot):
     """int8 (auto's choice on CPUs without native bf16) is an ONNX Runtime export of the same
     weights, cached beside the embedder's; its logits stay close to fp32's."""
     fp32 = Reader(tiny_reader, precision="fp32").load()
-    int8 = Reader(tiny_reader, precision="int8", cache_dir=model_cache).load()
-    exported = sorted(model_cache.glob("reader-int8-*.onnx"))
+    cache = tmp_path / "models"
+    int8 = Reader(tiny_reader, precision="int8", cache_dir=cache).load()
+    exported = sorted(cache.glob("reader-int8-*.onnx"))
     assert len(exported) == 1 and int8.dtype == "int8"
     texts = [pair_text(c.quote, c.passage.title, "")
              for c in sample_bot.rank(REFERENCE_QUESTION, ["global"])[:8]]
     a, b = fp32.logits(REFERENCE_QUESTION, texts), int8.logits(REFERENCE_QUESTION, texts)
     assert abs(a - b).max() < 0.25, (a, b)
-    Reader(tiny_reader, precision="int8", cache_dir=model_cache).load()
-    assert sorted(model_cache.glob("reader-int8-*.onnx")) == exported  # not exported again
+    Reader(tiny_reader, precision="int8", cache_dir=cache).load()
+    assert sorted(cache.glob("reader-int8-*.onnx")) == exported  # not exported again
