@@ -113,7 +113,12 @@ def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
     log.info("preparing the int8 %s in %s (once, ~15 s)", KINDS[kind], target.parent)
     if sys.stderr.isatty() and not logging.getLogger().handlers:  # the CLI, in a terminal
         print(f"newsbot: preparing the int8 {KINDS[kind]} (once, ~15 s) ...", file=sys.stderr)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PrecisionError(f"int8: cannot write the model cache {target.parent} "
+                             f"({e.strerror}); set NEWSBOT_MODEL_CACHE to a writable "
+                             "directory") from None
     tmp = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
     plain = tmp.with_suffix(".fp32.onnx")
     try:

@@ -86,6 +86,22 @@ def test_a_precision_the_machine_lacks_is_refused_in_one_line(tmp_path):
         db.close()
 
 
+def test_an_unusable_model_cache_is_one_line_not_a_traceback(tmp_path):
+    """The int8 export needs a writable NEWSBOT_MODEL_CACHE; a path through a file (or an
+    unwritable one) is refused in one line, exit 2, for the embedder and the reader alike."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(PrecisionError, match="cannot write the model cache") as e:
+        Embedder(precision="int8", device="cpu", cache_dir=blocker / "models").load()
+    assert "\n" not in str(e.value)
+    r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
+                        "ingest", str(SAMPLES)], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "NEWSBOT_PRECISION": "int8",
+                            "NEWSBOT_MODEL_CACHE": str(blocker / "models")}, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "cannot write the model cache" in r.stderr
+
+
 def test_auto_picks_the_fastest_supported_path_and_falls_back_to_fp32(monkeypatch):
     monkeypatch.setattr(precision, "cpu_bf16", lambda: False)
     monkeypatch.setattr(precision, "int8_available", lambda: False)
