@@ -78,7 +78,7 @@ def main() -> None:
         base_ms, base_p = None, None
         for prec in precisions:
             reader = Reader(args.reader or SHIPPED, precision=prec, candidates=n,
-                            cache_dir=nb.data_dir / "models").load()
+                            cache_dir=nb.model_cache).load()
             times, probs = [], []
             for q, ranked in ranked_all:
                 head = list(ranked[:n])

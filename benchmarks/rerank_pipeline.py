@@ -46,7 +46,7 @@ def main() -> None:
 
     nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
     reader = Reader(args.reader, "cpu", precision=args.precision,
-                    cache_dir=args.data_dir / "models").load() if args.reader else None
+                    cache_dir=nb.model_cache).load() if args.reader else None
     orders: dict[str, list[list[bool]]] = {"scorer": [], "reader logit": [], "reader stack": []}
     ceiling = []
     dumped: list[dict] = []

@@ -1,10 +1,12 @@
-"""The embedding model in int8: exported to ONNX from the local weights, quantised, cached.
+"""The embedding model (and a trained reader) in int8: exported to ONNX from the local
+weights, quantised, cached.
 
 Nothing is downloaded: the first use exports the packaged MiniLM (or NEWSBOT_EMBEDDING_MODEL)
 with torch, quantises its matrix products to int8 per output channel with ONNX Runtime's
 dynamic quantisation, and caches the file (~59 MB) under the model cache dir; later loads take
 well under a second. Measured here (README, "Encoding precision"): ~1.6x the sentences/s of
-fp32 on an AVX2 CPU, median cosine 0.992 to the fp32 vectors.
+fp32 on an AVX2 CPU, median cosine 0.992 to the fp32 vectors. A reader (a cross-encoder) goes
+the same way, its logits as output (README, "The reader").
 """
 
 from __future__ import annotations
@@ -179,7 +181,6 @@ class Int8Session:
     def __init__(self, model_dir: Path, cache_dir: Path, kind: str = "embedding") -> None:
         import onnxruntime as ort
 
-        self.model_dir = model_dir
         self.path = cached_path(model_dir, cache_dir, kind)
         if not self.path.is_file():
             export(model_dir, self.path, kind)

@@ -46,9 +46,10 @@ def int8_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
-def resolve(setting: str, device: str) -> str:
+def resolve(setting: str, device: str, name: str = "NEWSBOT_PRECISION") -> str:
     """The precision to run, or a one-line PrecisionError when the machine lacks it.
-    ``device`` is already resolved (cpu, cuda, mps)."""
+    ``device`` is already resolved (cpu, cuda, mps); ``name`` is the setting, for messages
+    (the reader's NEWSBOT_READER_PRECISION resolves the same way)."""
     if setting not in PRECISIONS:
         raise PrecisionError(f"unknown precision {setting!r}; use one of {', '.join(PRECISIONS)}")
     gpu = device != "cpu"
@@ -59,12 +60,12 @@ def resolve(setting: str, device: str) -> str:
             return "bf16"
         return "int8" if int8_available() else "fp32"
     if setting == "bf16" and not gpu and not cpu_bf16():
-        raise PrecisionError("NEWSBOT_PRECISION=bf16: this CPU has no native bf16 (AMX or "
+        raise PrecisionError(f"{name}=bf16: this CPU has no native bf16 (AMX or "
                              "avx512_bf16); use auto, fp32 or int8")
     if setting == "int8" and gpu:
-        raise PrecisionError(f"NEWSBOT_PRECISION=int8 runs on the CPU, not {device}; use auto, "
+        raise PrecisionError(f"{name}=int8 runs on the CPU, not {device}; use auto, "
                              "fp32 or bf16, or NEWSBOT_DEVICE=cpu")
     if setting == "int8" and not int8_available():
-        raise PrecisionError("NEWSBOT_PRECISION=int8 needs the onnx and onnxruntime packages "
+        raise PrecisionError(f"{name}=int8 needs the onnx and onnxruntime packages "
                              "(pip install onnx onnxruntime); use auto or fp32")
     return setting

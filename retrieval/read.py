@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from retrieval.errors import NewsbotError, first_line
-from retrieval.precision import cpu_bf16
 
 if TYPE_CHECKING:
     from retrieval.cite import Candidate
@@ -272,16 +271,15 @@ class Reader:
         if self._model is not None or self._int8 is not None:
             return self
         from retrieval.embed import pick_device
+        from retrieval.precision import PrecisionError, resolve
 
         device = pick_device(self.device_setting)
         want = self.precision
-        if want == "auto":  # measured: README, "The reader"
-            want = "fp32" if device.startswith("cuda") else "bf16" if cpu_bf16() else "int8"
-        if want == "bf16" and device == "cpu" and not cpu_bf16():
-            raise ReaderError("this CPU has no native bf16 (AMX or avx512_bf16); use "
-                              "NEWSBOT_READER_PRECISION=auto, fp32 or int8")
-        if want == "int8" and device != "cpu":
-            raise ReaderError("int8 is for the CPU; use auto or fp32 on a GPU")
+        if want != "fp16":  # the embedder's rules (README, "The reader" measures them here)
+            try:
+                want = resolve(want, device, "NEWSBOT_READER_PRECISION")
+            except PrecisionError as e:
+                raise ReaderError(str(e)) from None
         if want == "int8":
             self._load_int8()
         else:

@@ -93,7 +93,13 @@ class Newsbot:
 
         s = self.settings
         return Embedder(s.embedding_model, s.device, s.embed_batch_size, s.precision,
-                        s.model_cache or self.data_dir / "models").load()
+                        self.model_cache).load()
+
+    @property
+    def model_cache(self) -> Path:
+        """Where int8 exports (the embedder's, the reader's) are cached: NEWSBOT_MODEL_CACHE,
+        or the data dir's models/."""
+        return self.settings.model_cache or self.data_dir / "models"
 
     @property
     def abstain_below(self) -> float:
@@ -115,8 +121,7 @@ class Newsbot:
         from retrieval.read import load_reader
 
         s = self.settings
-        return load_reader(s.reader, s.device, s.reader_precision,
-                           s.model_cache or self.data_dir / "models")
+        return load_reader(s.reader, s.device, s.reader_precision, self.model_cache)
 
     @cached_property
     def chat_model(self) -> Any:
@@ -317,7 +322,7 @@ class Newsbot:
             if workers_allowed and (queued or ahead is not None):  # from the second batch on
                 todo = [((a.id, a.content_hash()), a) for a in batch
                         if self._needs_writing(library, a)]
-                if todo and ahead is None and workers_allowed:
+                if todo and ahead is None:
                     ahead = SplitAhead(s.max_sentence_chars, s.chunk_sentences,
                                        s.chunk_overlap, self.split_workers)
                 future = ahead.submit(todo) if ahead and todo else None

@@ -267,3 +267,19 @@ def test_the_int8_reader_is_exported_once_and_reads_like_fp32(tiny_reader, tmp_p
     assert abs(a - b).max() < 0.25, (a, b)
     Reader(tiny_reader, precision="int8", cache_dir=cache).load()
     assert sorted(cache.glob("reader-int8-*.onnx")) == exported  # not exported again
+
+
+def test_the_reader_resolves_its_precision_by_the_embedders_rules(tiny_reader, monkeypatch,
+                                                                   tmp_path):
+    from retrieval import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16", lambda: False)
+    with pytest.raises(ReaderError, match=r"^NEWSBOT_READER_PRECISION=bf16: this CPU has no "
+                                          r"native bf16") as e:
+        Reader(tiny_reader, "cpu", precision="bf16").load()
+    assert "\n" not in str(e.value)
+    with pytest.raises(ReaderError, match=r"NEWSBOT_READER_PRECISION=int8 runs on the CPU"):
+        Reader(tiny_reader, "cuda", precision="int8").load()
+    # Without ONNX Runtime, auto falls back to fp32 on such a CPU, as the embedder does.
+    monkeypatch.setattr(precision, "int8_available", lambda: False)
+    assert Reader(tiny_reader, "cpu", cache_dir=tmp_path).load().dtype == "fp32"
