@@ -29,6 +29,7 @@ from common import (
     bot,
     median,
     need_shared,
+    need_store,
     pct,
     peak_rss_mb,
     questions,
@@ -171,6 +172,7 @@ def main() -> None:
                    "the fidelity reference")
     args = p.parse_args()
     need_shared()
+    need_store(args.store, ["global", "global-negative"])
     if not args.skip_ingest:
         bench_ingest(args.articles, args.repeats, args.precisions.split(","))
         bench_split_capacity(3 * args.articles, args.repeats)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import need_store
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -56,6 +58,8 @@ def main() -> None:
     from retrieval.read import SHIPPED, Reader
     from retrieval.service import Newsbot
 
+    if args.data_dir:
+        need_store(args.data_dir, ["global"])
     tmp = tempfile.TemporaryDirectory()
     nb = Newsbot(Settings(data_dir=args.data_dir or Path(tmp.name), reader="none"))
     if args.articles:

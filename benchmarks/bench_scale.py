@@ -27,7 +27,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, RTQA_ARTICLES, bot, median, need_shared, pct, peak_rss_mb, questions
+from common import (
+    ROOT,
+    RTQA_ARTICLES,
+    bot,
+    median,
+    need_shared,
+    need_store,
+    pct,
+    peak_rss_mb,
+    questions,
+)
 
 EVAL_STORE = Path("/tmp/newsbot-eval")
 TEMPLATES = 1000
@@ -163,8 +173,7 @@ def cmd_measure(data_dir: Path, port: int | None, n_questions: int) -> None:
 
 def cmd_scale(points: list[int], work: Path, n_questions: int) -> None:
     need_shared()
-    if not (EVAL_STORE / "catalog.sqlite3").exists():
-        raise SystemExit(f"{EVAL_STORE} not found: build it with the eval command in the README")
+    need_store(EVAL_STORE, ["global"])
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     port = _free_port()

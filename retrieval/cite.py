@@ -237,8 +237,8 @@ def best_relevance(ranked: list[Candidate]) -> float:
 
 # Abstention thresholds calibrated on the dev questions for each embedding precision, by one
 # rule: the lowest that abstains on >= 90% of questions whose answer is not stored (README,
-# "Abstention"). bf16 vectors are fp32's to a cosine of 0.9999, so fp32's value holds.
-ABSTAIN_BELOW = {"fp32": 0.51, "bf16": 0.51, "int8": 0.50}
+# "Abstention").
+ABSTAIN_BELOW = {"fp32": 0.51, "int8": 0.50}
 
 
 def select(ranked: list[Candidate], threshold: float, max_citations: int,

@@ -52,7 +52,7 @@ class Embedder:
 
     @cached_property
     def precision(self) -> str:
-        """fp32, bf16 or int8: NEWSBOT_PRECISION resolved for this machine."""
+        """fp32 or int8: NEWSBOT_PRECISION resolved for this machine."""
         from retrieval.precision import resolve
 
         chosen = resolve(self.precision_setting, pick_device(self.device_setting))
@@ -63,7 +63,8 @@ class Embedder:
         return chosen
 
     @cached_property
-    def lc(self):
+    def backend(self):
+        """The model that encodes: ONNX Runtime's int8 export, or sentence-transformers."""
         if self.precision == "int8":
             from retrieval.onnx_int8 import OnnxInt8Embeddings
 
@@ -72,15 +73,11 @@ class Embedder:
 
         from retrieval.errors import NewsbotError, first_line
 
-        model_kwargs = {"device": pick_device(self.device_setting), "local_files_only": True}
-        if self.precision == "bf16":
-            import torch
-
-            model_kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
         try:
             return HuggingFaceEmbeddings(
                 model_name=self.model_name,
-                model_kwargs=model_kwargs,
+                model_kwargs={"device": pick_device(self.device_setting),
+                              "local_files_only": True},
                 encode_kwargs={"normalize_embeddings": True, "batch_size": self.batch_size,
                                "convert_to_numpy": True},
             )
@@ -89,29 +86,44 @@ class Embedder:
                 f"cannot load the embedding model {self.model_name!r} offline: {first_line(e)}"
             ) from None
 
+    @cached_property
+    def lc(self):
+        """This embedder as a LangChain ``Embeddings``, for Chroma or anything else that takes
+        one: it goes through ``embed``/``embed_query``, so a question gets one vector whichever
+        way it is encoded."""
+        from langchain_core.embeddings import Embeddings
+
+        embedder = self
+
+        class NewsbotEmbeddings(Embeddings):
+            def embed_documents(self, texts: list[str]) -> list[list[float]]:
+                return embedder.embed(texts).tolist()
+
+            def embed_query(self, text: str) -> list[float]:
+                return embedder.embed_query(text).tolist()
+
+        return NewsbotEmbeddings()
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.precision == "int8":  # numpy straight through, no list round trip
-            return self.lc.encode(texts)
-        vecs = np.asarray(self.lc.embed_documents(texts), dtype=np.float32)
-        if self.precision == "bf16":  # normalised in bf16: lengths off by ~0.3%
-            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs
+            return self.backend.encode(texts)
+        return np.asarray(self.backend.embed_documents(texts), dtype=np.float32)
 
     @property
     def device(self) -> str:
-        client = getattr(self.lc, "_client", None)
+        client = getattr(self.backend, "_client", None)
         return str(client.device) if client is not None else "cpu"
 
     @property
     def dim(self) -> int:
-        client = getattr(self.lc, "_client", None)
+        client = getattr(self.backend, "_client", None)
         if client is None:
-            return int(self.lc.dim)
+            return int(self.backend.dim)
         dim = getattr(client, "get_embedding_dimension", None)  # renamed in ST 6
         return int(dim() if dim else client.get_sentence_embedding_dimension())
 
     def load(self) -> Embedder:
-        _ = self.lc
+        _ = self.backend
         return self
 
     def embed(self, texts: list[str]) -> np.ndarray:

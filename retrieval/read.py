@@ -233,9 +233,9 @@ def best_span(question: str, sentence: str, weights: list[float], base: float,
 
 class Reader:
     """A cross-encoder with a logistic stack on top: p = sigmoid(a * logit + b * heuristic + c).
-    Thread-safe. Precision ``auto``: bf16 on CPUs with native support (AMX, avx512_bf16), int8
-    on other CPUs (ONNX Runtime, exported on first use into ``cache_dir``), fp32 on CUDA (half
-    precision measured slower there for a model this small)."""
+    Thread-safe. Precision ``auto``: int8 on CPUs (ONNX Runtime, exported on first use into
+    ``cache_dir``), fp32 on CUDA (half precision measured slower there for a model this small);
+    bf16 only when asked for, on CPUs with native support (AMX, avx512_bf16)."""
 
     def __init__(self, path: Path | str = SHIPPED, device: str = "auto",
                  candidates: int | None = None, precision: str = "auto",
@@ -271,13 +271,13 @@ class Reader:
         if self._model is not None or self._int8 is not None:
             return self
         from retrieval.embed import pick_device
-        from retrieval.precision import PrecisionError, resolve
+        from retrieval.precision import READER_PRECISIONS, PrecisionError, resolve
 
         device = pick_device(self.device_setting)
         want = self.precision
-        if want != "fp16":  # the embedder's rules (README, "The reader" measures them here)
+        if want != "fp16":  # the embedder's rules, with bf16 allowed (docs/precision.md)
             try:
-                want = resolve(want, device, "NEWSBOT_READER_PRECISION")
+                want = resolve(want, device, "NEWSBOT_READER_PRECISION", READER_PRECISIONS)
             except PrecisionError as e:
                 raise ReaderError(str(e)) from None
         if want == "int8":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 
 def test_packaged_model_loads_offline_and_normalises(embedder):
@@ -14,7 +15,26 @@ def test_packaged_model_loads_offline_and_normalises(embedder):
     assert embedder.device in ("cpu", "cuda:0")
 
 
-def test_concurrent_queries_share_batches_and_match_single_encodes(embedder):
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def each_precision(request, model_cache):
+    """Every embedding precision: both run on any x86-64 CPU."""
+    from retrieval.embed import Embedder
+
+    return Embedder(precision=request.param, device="cpu", cache_dir=model_cache).load()
+
+
+def test_langchain_embeddings_give_exactly_embed_querys_vector(each_precision):
+    """Chroma or anything else handed ``embedder.lc`` gets the vector the core searches with."""
+    q = "who did Wallace meet in Germany?"
+    vec = each_precision.embed_query(q)
+    assert np.array_equal(np.asarray(each_precision.lc.embed_query(q), dtype=np.float32), vec)
+    docs = ["Wallace met Lambrecht.", "Gas prices rose."]
+    assert np.array_equal(np.asarray(each_precision.lc.embed_documents(docs), dtype=np.float32),
+                          each_precision.embed(docs))
+
+
+def test_concurrent_queries_share_batches_and_match_single_encodes(each_precision):
+    embedder = each_precision
     questions = [f"question {i}: who did minister {i} meet in Berlin?" for i in range(16)]
     alone = [np.asarray(embedder.lc.embed_query(q), dtype=np.float32) for q in questions]
     got: list[np.ndarray | None] = [None] * len(questions)
