@@ -6,7 +6,7 @@ latency, disk size and peak RSS at growing article counts. Prints figures; asser
 
 `ingest` embeds real RealTime QA articles (on CUDA when present). `scale` builds synthetic
 stores from real ones, without the model: each synthetic article is a copy of one of the first
-1,000 RealTime QA articles of the store `newsbot eval` built (README, "Answer quality"), under a
+1,000 RealTime QA articles of the store `newsbot eval` built (docs/quality.md), under a
 new id, with that article's real sentence vectors plus Gaussian noise (sigma 0.02 per
 dimension, renormalised: cosine ~0.93 to the original), and chunk vectors recomputed from
 them. The store is built through a Chroma server (`chroma run`), then measured twice on the same
@@ -164,7 +164,8 @@ def cmd_measure(data_dir: Path, port: int | None, n_questions: int) -> None:
 def cmd_scale(points: list[int], work: Path, n_questions: int) -> None:
     need_shared()
     if not (EVAL_STORE / "catalog.sqlite3").exists():
-        raise SystemExit(f"{EVAL_STORE} not found: build it with the eval command in the README")
+        raise SystemExit(f"{EVAL_STORE} not found: build it with the eval command in "
+                         "docs/quality.md")
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     port = _free_port()

@@ -1,6 +1,6 @@
 """Which numeric precision the embedding model runs in (``NEWSBOT_PRECISION``).
 
-Measured on this project's machine (README, "Encoding precision"): an AVX2-only CPU computes
+Measured on this project's machine (docs/precision.md): an AVX2-only CPU computes
 bf16 by emulation, slower than fp32, so bf16 is only offered where the CPU has AMX or
 avx512_bf16; int8 (ONNX Runtime, dynamic quantisation) runs on any x86-64 CPU; on CUDA,
 half precision was slower than fp32 for this 6-layer model, so ``auto`` keeps fp32 there.
