@@ -10,7 +10,7 @@ Each precision (NEWSBOT_PRECISION) is measured in the same run on the same artic
 encode and full ingest rates, cosine to the first precision's vectors, question encoding, and
 query latency.
 
-Query latency is measured on the store that `newsbot eval` builds (README, "Answer quality"):
+Query latency is measured on the store that `newsbot eval` builds (docs/quality.md):
 the RealTime QA dev articles in library `global`, the BBC articles in `global-negative`.
 """
 
@@ -163,7 +163,7 @@ def cold_start(data_dir: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--store", type=Path, default=Path("/tmp/newsbot-eval"),
-                   help="data dir built by `newsbot eval` (see README)")
+                   help="data dir built by `newsbot eval` (see docs/quality.md)")
     p.add_argument("--articles", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-ingest", action="store_true")

@@ -6,7 +6,7 @@ latency, disk size and peak RSS at growing article counts. Prints figures; asser
 
 `ingest` embeds real RealTime QA articles (on CUDA when present). `scale` builds synthetic
 stores from real ones, without the model: each synthetic article is a copy of one of the first
-1,000 RealTime QA articles of the store `newsbot eval` built (README, "Answer quality"), under a
+1,000 RealTime QA articles of the store `newsbot eval` built (docs/quality.md), under a
 new id, with that article's real sentence vectors plus Gaussian noise (sigma 0.02 per
 dimension, renormalised: cosine ~0.93 to the original), and chunk vectors recomputed from
 them. The store is built through a Chroma server (`chroma run`), then measured twice on the same

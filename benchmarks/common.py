@@ -27,7 +27,7 @@ def need_store(data_dir: Path, libraries: list[str]) -> None:
     import sqlite3
 
     catalog = data_dir / "catalog.sqlite3"
-    hint = "build it with the eval command in the README, or pass --store DIR"
+    hint = "build it with the eval command in docs/quality.md, or pass --store DIR"
     if not catalog.is_file():
         sys.exit(f"no store at {data_dir}: {hint}")
     try:

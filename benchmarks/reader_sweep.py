@@ -1,6 +1,6 @@
 """Reader sweep: train cross-encoder variants (layers, loss, epochs) and measure each on the
-candidates the real pipeline hands over. Built for a GPU session (12 variants in ~7 minutes on
-an H200; each is ~30x slower on 2 CPU cores). An experiment, not the shipped recipe.
+candidates the real pipeline hands over. Built for a GPU (12 variants in ~7 minutes on an
+NVIDIA H200; each is ~30x slower on 2 CPU cores). An experiment, not the shipped recipe.
 
     python benchmarks/reader_sweep.py BASE TRAIN DEV
 

@@ -11,13 +11,12 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import NotAdmin
+from bot.common import BaseBot, NotAdmin
 from bot.present import (
     NONE,
     answer_embed,
@@ -37,9 +36,6 @@ from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
 from retrieval.libraries import guild_library, visible_libraries
 from retrieval.models import Answer
 from retrieval.service import check_date
-
-if TYPE_CHECKING:
-    from bot.app import NewsBot
 
 log = logging.getLogger("newsbot.bot")
 UPLOAD_SUFFIXES = {".txt", ".md", ".html", ".htm", ".json", ".jsonl"}
@@ -65,7 +61,7 @@ def _require_admin(interaction: discord.Interaction,
 
 
 class NewsCommands(commands.Cog):
-    def __init__(self, bot: NewsBot) -> None:
+    def __init__(self, bot: BaseBot) -> None:
         self.bot = bot
         self.core = bot.core
         # A message command can't be a decorated cog method; discord.py's way is to build it

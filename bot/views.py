@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import discord
 
+from bot.common import BaseBot, report_error
 from bot.present import NONE, check_message, passage_embeds, sources_embed
 from retrieval.models import Answer, StoredArticle
 
-if TYPE_CHECKING:
-    from bot.app import NewsBot
-
-
 
 class AnswerView(discord.ui.View):
-    def __init__(self, bot: NewsBot, answer: Answer, timeout: float = 3600) -> None:
+    def __init__(self, bot: BaseBot, answer: Answer, timeout: float = 3600) -> None:
         super().__init__(timeout=timeout)
         self.bot = bot
         self.answer = answer
@@ -26,7 +22,7 @@ class AnswerView(discord.ui.View):
 
     async def on_error(self, interaction: discord.Interaction, error: Exception,
                        item: discord.ui.Item) -> None:
-        await self.bot.report_error(interaction, error)
+        await report_error(interaction, error)
 
     @discord.ui.button(label="Show passages", style=discord.ButtonStyle.secondary,
                        emoji="\U0001f4c4")
@@ -60,7 +56,7 @@ class AnswerView(discord.ui.View):
 class SourcesView(discord.ui.View):
     PER_PAGE = 10
 
-    def __init__(self, bot: NewsBot, rows: Sequence[StoredArticle], query: str,
+    def __init__(self, bot: BaseBot, rows: Sequence[StoredArticle], query: str,
                  owner_id: int) -> None:
         super().__init__(timeout=900)
         self.bot, self.rows, self.query, self.owner_id = bot, list(rows), query, owner_id
@@ -79,7 +75,7 @@ class SourcesView(discord.ui.View):
 
     async def on_error(self, interaction: discord.Interaction, error: Exception,
                        item: discord.ui.Item) -> None:
-        await self.bot.report_error(interaction, error)
+        await report_error(interaction, error)
 
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         self.page = min(max(0, self.page + step), self.pages - 1)
@@ -98,14 +94,14 @@ class SourcesView(discord.ui.View):
 class PostPubliclyView(discord.ui.View):
     """Under an ephemeral check: one click posts the same embed in the channel, for all."""
 
-    def __init__(self, bot: NewsBot, embed: discord.Embed, timeout: float = 900) -> None:
+    def __init__(self, bot: BaseBot, embed: discord.Embed, timeout: float = 900) -> None:
         super().__init__(timeout=timeout)
         self.bot = bot
         self.embed = embed
 
     async def on_error(self, interaction: discord.Interaction, error: Exception,
                        item: discord.ui.Item) -> None:
-        await self.bot.report_error(interaction, error)
+        await report_error(interaction, error)
 
     @discord.ui.button(label="Post publicly", style=discord.ButtonStyle.primary,
                        emoji="\U0001f4e2")

@@ -380,7 +380,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
-                           "data, see README \"The reader\")")
+                           "data, see docs/reader.md)")
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
                   limit=args.limit or None, max_steps=args.max_steps or None,
                   dev=not args.no_dev, cache=Path(args.cache) if args.cache else None)

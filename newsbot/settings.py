@@ -67,16 +67,16 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
     max_citations: int = Field(3, ge=1, le=10)
     # The heuristic scorer's threshold; empty: the value calibrated for the embedding precision
-    # in use (README, "Abstention").
+    # in use (docs/abstention.md).
     abstain_below: float | None = Field(None, ge=0.0, le=2.0)
     # The trained reader: "none" = the hand-weighted scorer (the default until a reader that
     # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
-    # shipped in the package (README, "The reader").
+    # shipped in the package (docs/reader.md).
     reader: str = "none"
     # auto: int8 (ONNX Runtime) on CPUs, fp32 on CUDA; bf16 only on CPUs with native bf16.
     reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
     # With a reader, abstention stays the scorer's (abstain_below); this adds a floor on the
-    # reader's probability for its first sentence. Empty: none (README, "The reader").
+    # reader's probability for its first sentence. Empty: none (docs/reader.md).
     reader_abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     max_question_chars: int = Field(1000, ge=10, le=6000)
 
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     # -- standing questions (/follow, `newsbot follow`)
     follow_max_per_server: int = Field(25, ge=1, le=1000)  # the CLI's follows count as one server
     # Post only when the best new sentence's relevance reaches this: stricter than
-    # abstain_below, since nobody asked at that moment (README, "Standing questions").
+    # abstain_below, since nobody asked at that moment (docs/follow.md).
     follow_min_score: float = Field(0.60, ge=0.0, le=2.0)
     follow_every_s: float = Field(3600.0, ge=0, le=604_800)  # at most one post per question
     # How often the bot looks for articles that another process (CLI ingest) stored; its own

@@ -17,7 +17,7 @@ from retrieval.search import freshness
 from retrieval.store import VectorStore
 from retrieval.tokens import TermSet, term_match, tokens, words
 
-# Weights chosen on the dev questions with benchmarks/tune_citations.py (README: quality).
+# Weights chosen on the dev questions with benchmarks/tune_citations.py (docs/quality.md).
 DENSE_WEIGHT = 0.55
 LEXICAL_WEIGHT = 0.45
 PASSAGE_PRIOR = 0.04  # a little trust in the passage ranking, for ties
@@ -236,8 +236,8 @@ def best_relevance(ranked: list[Candidate]) -> float:
 
 
 # Abstention thresholds calibrated on the dev questions for each embedding precision, by one
-# rule: the lowest that abstains on >= 90% of questions whose answer is not stored (README,
-# "Abstention").
+# rule: the lowest that abstains on >= 90% of questions whose answer is not stored
+# (docs/abstention.md).
 ABSTAIN_BELOW = {"fp32": 0.51, "int8": 0.50}
 
 

@@ -4,9 +4,9 @@ weights, quantised, cached.
 Nothing is downloaded: the first use exports the packaged MiniLM (or NEWSBOT_EMBEDDING_MODEL)
 with torch, quantises its matrix products to int8 per output channel with ONNX Runtime's
 dynamic quantisation, and caches the file (~59 MB) under the model cache dir; later loads take
-well under a second. Measured here (README, "Encoding precision"): ~1.6x the sentences/s of
+well under a second. Measured here (docs/precision.md): ~1.6x the sentences/s of
 fp32 on an AVX2 CPU, median cosine 0.992 to the fp32 vectors. A reader (a cross-encoder) goes
-the same way, its logits as output (README, "The reader").
+the same way, its logits as output (docs/reader.md).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
                 input_names=list(_INPUTS), output_names=[output], dynamic_axes=axes,
                 opset_version=17, dynamo=False)
         # Matrix products only, per channel: quantising the embedding tables as well, or
-        # per tensor, fell below the 0.99 median cosine to fp32 (README).
+        # per tensor, fell below the 0.99 median cosine to fp32 (docs/precision.md).
         with _quiet():
             quantize_dynamic(str(plain), str(tmp), weight_type=QuantType.QInt8,
                              per_channel=True, op_types_to_quantize=["MatMul"])

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 SHIPPED = Path(__file__).resolve().parent / "reader"
 # Tokens of question + sentence + context; longer inputs are cut from the context. 80 because
-# the re-read must fit the 150 ms answer budget on 2 cores (README "The reader").
+# the re-read must fit the 150 ms answer budget on 2 cores (docs/reader.md).
 MAX_LENGTH = 80
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
 WEIGHTS_FILE = "model.safetensors"
@@ -352,7 +352,7 @@ class Reader:
         ``score`` becomes the reader's probability and orders them; the rest follow, below
         every re-read candidate. ``relevance`` stays the scorer's: it decides abstention and
         which sentences may be cited, since the reader's probability separates stored answers
-        from absent ones far worse (README, "The reader")."""
+        from absent ones far worse (docs/reader.md)."""
         head, tail = ranked[: self.candidates], ranked[self.candidates:]
         texts = [pair_text(c.quote, c.passage.title,
                            previous.get((c.library, c.article_id, c.index), ""))

@@ -42,7 +42,7 @@ POSITIVES = 2  # answer sentences kept per question (more are usually loose matc
 # 13 candidates a question: an epoch then takes ~10 minutes on 2 cores (3 epochs in the 45).
 HARD_NEGATIVES = 10
 RANDOM_NEGATIVES = 1
-CANDIDATES = 4  # the reader re-reads the scorer's best 4 (measured: README "The reader")
+CANDIDATES = 4  # the reader re-reads the scorer's best 4 (measured: docs/reader.md)
 POOL_BM25 = 4  # articles BM25 adds to a question's supporting ones
 
 
@@ -272,7 +272,7 @@ def save_fp16(model, out: Path) -> None:
     model.model.half()
     model.save(str(out), safe_serialization=True)
     model.model.float()
-    for junk in ("README.md",):  # sentence-transformers' generated card; ours is the README
+    for junk in ("README.md",):  # sentence-transformers' generated card; ours is docs/reader.md
         (out / junk).unlink(missing_ok=True)
 
 
@@ -437,7 +437,7 @@ def fit_heads(model, train: list[Example], embed) -> tuple[dict, list[Example],
         [0.0] * len(span_features("who?", "A B", 0, 1, "name"))
     held_probs = _stacked(held, held_logits, stack)
     # Thresholds are set on held-out train questions: abstain on few that have an answer
-    # sentence (README "Abstention" recalibrates on dev and BBC articles); show a short answer
+    # sentence (docs/abstention.md recalibrates on dev and BBC articles); show a short answer
     # only where it is right far more often than wrong.
     best = [float(p.max()) for e, p in zip(held, held_probs, strict=True)
             if any(c.label for c in e.cands)]

@@ -1,7 +1,7 @@
 """The reader (issue 12): trained by `newsbot train-reader`, loaded offline from a directory,
 re-ranking citations and giving a short answer whose offsets are exact; missing or corrupt
 weights are one clear line. No reader ships yet (the default is the hand-weighted scorer, see
-README "The reader"), so these tests train a tiny one from the bundled samples."""
+docs/reader.md), so these tests train a tiny one from the bundled samples."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ MISSED_TODAY = {
 
 MISSED = pytest.mark.xfail(
     reason="the hand-weighted scorer (today's default) misses this paraphrase, acronym or "
-           "pronoun; a trained reader that beats it is issue 12's goal (README, 'The reader')",
+           "pronoun; a trained reader that beats it is issue 12's goal (docs/reader.md)",
     strict=False)
 
 
@@ -138,7 +138,7 @@ def test_an_unsure_reader_gives_no_short_answer(tiny_reader, make_bot, tmp_path)
 def test_with_a_reader_the_scorer_still_decides_abstention(tiny_reader, make_bot, tmp_path):
     """The reader orders what the scorer would cite; it neither cites what the scorer finds too
     weak nor abstains where the scorer would answer (its probability tells stored answers from
-    absent ones far worse: README, "The reader")."""
+    absent ones far worse: docs/reader.md)."""
     plain = make_bot(tmp_path / "plain")
     read = make_bot(tmp_path / "read", reader=str(with_config(tiny_reader, tmp_path / "r",
                                                                threshold=1.01)))

@@ -381,7 +381,8 @@ def test_samples_still_ingest_cleanly(make_bot):
 async def test_the_bots_write_queue_is_bounded_per_guild_and_overall(make_bot):
     from contextlib import AsyncExitStack
 
-    from bot.app import MAX_QUEUED_WRITES, NewsBot
+    from bot.app import NewsBot
+    from bot.common import MAX_QUEUED_WRITES
     from retrieval.errors import NewsbotError
 
     core = make_bot()
