@@ -176,7 +176,9 @@ def check_labels(catalog, library: str, questions: list[EvalQuestion]
             kept.append(q)
             continue
         if label.article_id not in texts:
-            texts[label.article_id] = catalog.text_of(library, label.article_id)
+            state = catalog.state(library, label.article_id)
+            texts[label.article_id] = (catalog.text_of(library, label.article_id)
+                                       if state and state[1] == "ready" else "")
         text = texts[label.article_id]
         if not text:
             missing.append(q.id)

@@ -215,11 +215,11 @@ def test_written_question_file_errors_are_clear(tmp_path):
 
 
 
-def sample_written(tmp_path):
+def sample_written(tmp_path, *extra):
     """One answerable question whose labelled sentence is known, one the article does not
     answer, one of another split, and one whose article is not stored."""
     path = tmp_path / "written.jsonl"
-    write_written(path, [
+    write_written(path, [*extra,
         written_record("w1", REFERENCE_QUESTION, "qualifier", short="Christina Lambrecht"),
         written_record("w2", "What is the capital of Peru?", "unanswerable"),
         written_record("w3", "Which countries will Wallace visit next week?", "paraphrase",
@@ -235,13 +235,17 @@ def test_written_questions_through_the_eval_path(make_bot, tmp_path):
 
     nb = make_bot()
     nb.ingest([SAMPLES])
-    questions = load_questions(sample_written(tmp_path), "dev")
-    assert [q.id for q in questions] == ["w1", "w2", "w4"]
-    assert questions[0].question_date == "2022-01-27"
+    moved = written_record("w5", REFERENCE_QUESTION, "qualifier", short="Christina Lambrecht")
+    moved["short"] |= {"start": moved["short"]["start"] + 1, "end": moved["short"]["end"] + 1}
+    questions = load_questions(sample_written(tmp_path, moved), "dev")
+    assert [q.id for q in questions] == ["w5", "w1", "w2", "w4"]
+    assert questions[1].question_date == "2022-01-27"
     kept, texts, left_out = check_labels(nb.catalog, "global", questions)
     assert [q.id for q in kept] == ["w1", "w2"] and set(texts) == {INTERFAX}
-    assert left_out == ["1 written question(s) left out: their article is not in library "
-                        "'global' (w4)"]
+    assert left_out == [
+        "1 written question(s) left out: their article is not in library 'global' (w4)",
+        "1 written question(s) left out: the stored article does not have their short answer "
+        "at its offsets (w5)"]
     results = {r.id: r for r in run(nb, kept, ["global"], texts=texts)}
     w1, w2 = results["w1"], results["w2"]
     assert w1.cited_at == 1 and not w1.abstained and w1.passage_rank == 1
