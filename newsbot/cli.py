@@ -434,7 +434,9 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
                            "data, see docs/reader.md)")
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
-                  limit=args.limit or None, max_steps=args.max_steps or None,
+                  limit=args.limit or None,
+                  **({} if args.written is None else {"written": args.written}),
+                  max_steps=args.max_steps or None,
                   dev=not args.no_dev, cache=Path(args.cache) if args.cache else None)
     _print_json(figures)
     return 0
@@ -538,9 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: ../shared/data beside the checkout)")
     s.add_argument("--out", default=str(SAMPLES_DIR.parent / "retrieval" / "reader"),
                    metavar="DIR", help="where the weights go (default: the shipped reader)")
-    s.add_argument("--epochs", type=float, default=3.0)
+    s.add_argument("--epochs", type=float, default=1.0)
     s.add_argument("--seed", type=int, default=13)
-    s.add_argument("--limit", type=int, default=0, metavar="N", help="first N questions only")
+    s.add_argument("--limit", type=int, default=0, metavar="N",
+                   help="first N RealTime QA train questions only")
+    s.add_argument("--written", type=int, default=None, metavar="N",
+                   help="newsqa-written train questions to sample (0: none; default 3,000)")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
     s.add_argument("--cache", metavar="DIR",

@@ -31,7 +31,7 @@ from retrieval.precision import PrecisionError, usable_cpus
 
 log = logging.getLogger("newsbot")
 # Bump when the export or quantisation changes, so that old cached files are not reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the reader also outputs its last hidden states (span head)
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -107,7 +107,7 @@ def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
     """Export the torch model to ONNX, quantise it to int8 and move it into place atomically
     (two processes exporting at once both finish; the second rename wins, same content).
     ``kind``: "embedding" outputs the last hidden states, "reader" (a cross-encoder) its
-    logits."""
+    logits and its last hidden states (which the reader's span head reads)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -132,7 +132,7 @@ def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
         sample = tok(["a short sentence", "and a second, longer one to pad"],
                      ["with a pair", "for the reader"] if kind == "reader" else None,
                      return_tensors="pt", padding=True)
-        output = "logits" if kind == "reader" else "hidden"
+        outputs = ["logits", "hidden"] if kind == "reader" else ["hidden"]
 
         class Output(torch.nn.Module):
             def __init__(self, net: torch.nn.Module) -> None:
@@ -140,16 +140,21 @@ def export(model_dir: Path, target: Path, kind: str = "embedding") -> None:
                 self.net = net
 
             def forward(self, input_ids, attention_mask, token_type_ids):
-                out = self.net(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids)
-                return out.logits if kind == "reader" else out.last_hidden_state
+                if kind == "reader":
+                    out = self.net(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids, output_hidden_states=True)
+                    return out.logits, out.hidden_states[-1]
+                return self.net(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
 
         axes = {k: {0: "batch", 1: "tokens"} for k in _INPUTS}
-        axes[output] = {0: "batch"} if kind == "reader" else {0: "batch", 1: "tokens"}
+        axes["hidden"] = {0: "batch", 1: "tokens"}
+        if kind == "reader":
+            axes["logits"] = {0: "batch"}
         with torch.inference_mode(), _quiet():
             torch.onnx.export(
                 Output(model), tuple(sample[k] for k in _INPUTS), str(plain),
-                input_names=list(_INPUTS), output_names=[output], dynamic_axes=axes,
+                input_names=list(_INPUTS), output_names=outputs, dynamic_axes=axes,
                 opset_version=17, dynamo=False)
         # Matrix products only, per channel: quantising the embedding tables as well, or
         # per tensor, fell below the 0.99 median cosine to fp32 (docs/precision.md).
@@ -204,12 +209,19 @@ class Int8Session:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"int8-{kind}")
 
     def run(self, ids: list[int], type_ids: list[int] | None = None) -> np.ndarray:
-        """The model's output for one input (its batch axis dropped)."""
+        """The model's first output for one input (its batch axis dropped)."""
+        return self.session.run(None, self._feeds(ids, type_ids))[0][0]
+
+    def outputs(self, ids: list[int], type_ids: list[int] | None = None) -> list[np.ndarray]:
+        """Every output of the model for one input (batch axes dropped)."""
+        return [o[0] for o in self.session.run(None, self._feeds(ids, type_ids))]
+
+    @staticmethod
+    def _feeds(ids: list[int], type_ids: list[int] | None) -> dict[str, np.ndarray]:
         n = len(ids)
-        feeds = {"input_ids": np.asarray([ids], dtype=np.int64),
-                 "attention_mask": np.ones((1, n), dtype=np.int64),
-                 "token_type_ids": np.asarray([type_ids or [0] * n], dtype=np.int64)}
-        return self.session.run(None, feeds)[0][0]
+        return {"input_ids": np.asarray([ids], dtype=np.int64),
+                "attention_mask": np.ones((1, n), dtype=np.int64),
+                "token_type_ids": np.asarray([type_ids or [0] * n], dtype=np.int64)}
 
     def each(self, work: Callable[[int], None], n: int) -> None:
         """``work(i)`` for i in range(n), spread over one thread per core."""

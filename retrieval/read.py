@@ -48,6 +48,38 @@ def pair_text(sentence: str, title: str, previous: str) -> str:
     return f"{sentence} [SEP] {title} | {previous}".strip()
 
 
+def sentence_positions(sentence_len: int, offsets, seq_ids) -> list[bool]:
+    """Which tokens of a tokenised (question, pair_text) may start or end a short answer: those
+    of the candidate sentence (the pair's second text begins with it), and [CLS], which stands
+    for "this sentence holds no answer"."""
+    return [j == 0 or (sid == 1 and b > a and a < sentence_len)
+            for j, (sid, (a, b)) in enumerate(zip(seq_ids, offsets, strict=True))]
+
+
+MAX_SPAN_TOKENS = 16  # longer short answers are phrases a reader would rather quote whole
+
+
+def decode_span(starts: np.ndarray, ends: np.ndarray, allowed: list[bool],
+                offsets) -> tuple[int, int, float] | None:
+    """The likeliest span (characters in the sentence) and its probability from the span
+    head's start and end logits; None when [CLS] ("no answer here") is likelier."""
+    mask = np.asarray(allowed)
+    def softmax(x: np.ndarray) -> np.ndarray:
+        x = np.where(mask, x, -1e4)
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
+    ps, pe = softmax(starts.astype(np.float64)), softmax(ends.astype(np.float64))
+    best, where = ps[0] * pe[0], None
+    idx = np.flatnonzero(mask[1:]) + 1
+    for i in idx:
+        for j in idx[(idx >= i) & (idx < i + MAX_SPAN_TOKENS)]:
+            p = ps[i] * pe[j]
+            if p > best:
+                best, where = p, (int(offsets[i][0]), int(offsets[j][1]))
+    return None if where is None else (*where, float(best))
+
+
 # -- short answers: spans of the cited sentence that can answer a question ---------------------
 _CAP_RUN = re.compile(r"(?:[A-Z][\w.'\u2019&-]*|\d[\d,.]*)"
                       r"(?:\s+(?:of|for|the|and|de|von|al|bin)\s+[A-Z][\w.'\u2019&-]*"
@@ -257,6 +289,12 @@ class Reader:
             self.span_weights = [float(x) for x in self.config["span_weights"]]
             self.threshold = float(self.config["threshold"])
             self.span_threshold = float(self.config["span_threshold"])
+            head = self.config.get("span_head")
+            self.span_head = None if head is None else (
+                np.asarray(head["weight"], dtype=np.float32).T,
+                np.asarray(head["bias"], dtype=np.float32))
+            floor = self.config.get("abstain_below")
+            self.abstain_below = None if floor is None else float(floor)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ReaderError(f"the reader's {config_path} is unreadable: {e}") from None
         self.candidates = candidates or int(self.config.get("candidates", 6))
@@ -318,6 +356,7 @@ class Reader:
         if want in ("bf16", "fp16"):
             model.model.to(torch.bfloat16 if want == "bf16" else torch.float16)
         model.model.eval()
+        self._tokenizer = model.tokenizer
         self._model = model
 
     def logits(self, question: str, texts: list[str]) -> np.ndarray:
@@ -365,9 +404,46 @@ class Reader:
         return head + tail
 
     def short_answer(self, question: str, sentence: str, probability: float,
-                     embed: Callable[[list[str]], np.ndarray] | None = None) -> Span | None:
-        span = best_span(question, sentence, self.span_weights, probability, embed)
+                     embed: Callable[[list[str]], np.ndarray] | None = None,
+                     title: str = "", previous: str = "") -> Span | None:
+        """The span of ``sentence`` that answers, when confident: from the span head where the
+        reader has one (read with the same title and previous sentence as its score), else
+        from the span model over names, numbers and dates."""
+        if self.span_head is None:
+            span = best_span(question, sentence, self.span_weights, probability, embed)
+        else:
+            span = self._head_span(question, sentence, title, previous, probability)
         return span if span and span.confidence >= self.span_threshold else None
+
+    def _head_span(self, question: str, sentence: str, title: str, previous: str,
+                   probability: float) -> Span | None:
+        self.load()
+        enc = self._tokenizer(question, pair_text(sentence, title, previous),
+                              truncation="longest_first", max_length=self.max_length,
+                              return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if self._int8 is not None:
+            hidden = self._int8.outputs(enc["input_ids"], enc["token_type_ids"])[1]
+        else:
+            import torch
+
+            with self._lock, torch.inference_mode():
+                feats = {k: torch.tensor([enc[k]], device=self._model.model.device)
+                         for k in ("input_ids", "attention_mask", "token_type_ids")}
+                out = self._model.model(**feats, output_hidden_states=True)
+                hidden = out.hidden_states[-1][0].float().cpu().numpy()
+        w, b = self.span_head
+        se = hidden.astype(np.float32) @ w + b
+        got = decode_span(se[:, 0], se[:, 1],
+                          sentence_positions(len(sentence), offsets, enc.sequence_ids()),
+                          offsets)
+        if got is None:
+            return None
+        s, e, p = got
+        raw = sentence[s:e]
+        text = raw.strip().rstrip(".,;:")
+        s += len(raw) - len(raw.lstrip())
+        return Span(text, s, s + len(text), p * probability) if text else None
 
 
 def load_reader(setting: str, device: str = "auto", precision: str = "auto",

@@ -115,6 +115,13 @@ class Newsbot:
 
         return LexicalIndex(self.catalog, self.data_dir / "bm25")
 
+    def reader_floor(self, rd: Reader) -> float:
+        """NEWSBOT_READER_ABSTAIN_BELOW, or the floor the reader was calibrated with."""
+        s = self.settings.reader_abstain_below
+        if s is not None:
+            return s
+        return rd.abstain_below if rd.abstain_below is not None else 0.0
+
     @cached_property
     def reader(self) -> Reader | None:
         """The trained reader (NEWSBOT_READER), or None for the heuristic scorer alone."""
@@ -438,17 +445,17 @@ class Newsbot:
             margin = 1.0  # probabilities are no scores: the scorer's threshold gates citations
             timings["read_ms"] = (time.perf_counter() - t) * 1000
         citations = select(ranked, self.abstain_below, self.settings.max_citations, margin)
-        floor = self.settings.reader_abstain_below
-        if rd is not None and floor is not None and ranked and ranked[0].score < floor:
-            citations = []
+        if rd is not None and ranked and ranked[0].score < self.reader_floor(rd):
+            citations = []  # the story may be there, but no sentence states the fact
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         answer.score = best_relevance(ranked)
         if rd is not None:
             answer.reader = f"reader ({rd.dtype})"
             if citations:
+                previous = self.previous_sentences(ranked[:1])
                 answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score,
-                                                    self.embedder.embed)
+                                                    self.embedder.embed, previous)
         # The LLM is asked only when the extractive answer found support: where the articles
         # don't say, no model gets the chance to guess.
         if llm and self.chat_model is not None and not answer.abstained:
@@ -529,11 +536,14 @@ class Newsbot:
                 "add some with `newsbot ingest PATH`")
 
 
-def _short_answer(rd: Reader, question: str, citation, probability: float, embed):
-    """The span of citation [1] that answers, in article offsets; None when unsure."""
+def _short_answer(rd: Reader, question: str, citation, probability: float, embed,
+                  previous: dict[tuple[str, str, int], str]):
+    """The span of citation [1] that answers, in article offsets; None when unsure. It is read
+    with the title and sentence before, as the reader scored it."""
     from retrieval.models import ShortAnswer
 
-    span = rd.short_answer(question, citation.quote, probability, embed)
+    before = previous.get((citation.library, citation.article_id, citation.sentence_index), "")
+    span = rd.short_answer(question, citation.quote, probability, embed, citation.title, before)
     if span is None:
         return None
     return ShortAnswer(span.text, citation.article_id, citation.start + span.start,

@@ -135,6 +135,20 @@ def test_an_unsure_reader_gives_no_short_answer(tiny_reader, make_bot, tmp_path)
     assert b.abstained and b.short_answer is None and not b.citations
 
 
+def test_the_reader_says_not_found_below_its_calibrated_floor(tiny_reader, make_bot, tmp_path):
+    """The floor trained with the reader (reader.json's abstain_below) decides when the story
+    is there but no sentence states the fact; NEWSBOT_READER_ABSTAIN_BELOW overrides it."""
+    high = with_config(tiny_reader, tmp_path / "high", abstain_below=1.0)
+    nb = make_bot(tmp_path / "d1", reader=str(high))
+    nb.ingest([SAMPLES])
+    a = nb.ask(REFERENCE_QUESTION)
+    assert a.abstained and not a.citations and a.short_answer is None
+    lenient = make_bot(tmp_path / "d2", reader=str(high), reader_abstain_below=0.0)
+    lenient.ingest([SAMPLES])
+    b = lenient.ask(REFERENCE_QUESTION)
+    assert not b.abstained and LAMBRECHT in b.citations[0].quote
+
+
 def test_with_a_reader_the_scorer_still_decides_abstention(tiny_reader, make_bot, tmp_path):
     """The reader orders what the scorer would cite; it neither cites what the scorer finds too
     weak nor abstains where the scorer would answer (its probability tells stored answers from
@@ -241,6 +255,52 @@ def _tiny_data(root) -> None:
             f.write(json.dumps({"id": f"t{i}", "question": q, "question_date": "2022-03-20",
                                 "answers": [ans], "choices": [], "supporting_article_ids":
                                 [aid]}) + "\n")
+    texts = {a.id: a.text for a in articles}
+    _tiny_written(root, articles, texts)
+    # Hand labels for the first question: the sentence that states it, and its short answer.
+    text = texts["interfax-wallace-2022-01-27"]
+    at = text.index("Christina Lambrecht")
+    start, end = text.rfind(". ", 0, at) + 2, text.index(".", at) + 1
+    with open(root / "realtimeqa-train" / "labels.jsonl", "w") as f:
+        f.write(json.dumps({"id": "t0", "support": [{"article_id": "interfax-wallace-2022-01-27",
+                                                     "start": start, "end": end}],
+                            "short": {"article_id": "interfax-wallace-2022-01-27", "start": at,
+                                      "end": at + len("Christina Lambrecht"),
+                                      "text": "Christina Lambrecht"},
+                            "needs_previous": False, "note": ""}) + "\n")
+        f.write(json.dumps({"id": "t1", "support": [], "short": None, "needs_previous": False,
+                            "note": "no candidate states it"}) + "\n")
+
+
+def _tiny_written(root, articles, texts) -> None:
+    """newsqa-written-shaped questions about the bundled samples (our own), with the answer
+    sentence and short answer located in the text, and one the article does not answer."""
+    from retrieval.split import split_sentences
+
+    (root / "newsqa-written").mkdir()
+    with gzip.open(root / "newsqa-written" / "articles.jsonl.gz", "wt") as f:
+        for a in articles:
+            f.write(json.dumps({"id": a.id, "title": a.title, "text": a.text,
+                                "published": a.published_iso, "source": a.source}) + "\n")
+    rows = []
+    for i, (q, short, aid) in enumerate([
+            ("Which German minister did Wallace talk to?", "Christina Lambrecht",
+             "interfax-wallace-2022-01-27"),
+            ("How many officers is Poland sending?", "forty", "2022-01-20-polish-minister-munich"),
+            ("What rose by six percent?", "Gas prices", "sample-pipeline-delay"),
+            ("What colour was Wallace's tie?", None, "interfax-wallace-2022-01-27")]):
+        row = {"id": f"{aid}-{i}", "question": q, "article_id": aid, "published": "2022-03-20",
+               "split": "train", "skill": "paraphrase" if short else "unanswerable",
+               "type": "other", "answerable": short is not None}
+        if short:
+            at = texts[aid].index(short)
+            [sent] = [x for x in split_sentences(aid, texts[aid]) if x.start <= at < x.end]
+            row.update(sentence={"start": sent.start, "end": sent.end},
+                       short={"start": at, "end": at + len(short), "text": short},
+                       also=[], context=[])
+        rows.append(row)
+    (root / "newsqa-written" / "questions.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows))
 
 
 
