@@ -33,6 +33,8 @@ T = TypeVar("T")
 CLOSE_WAIT_S = 30.0  # the longest close() waits for work in flight (fetches have deadlines)
 # Writes (ingests, removals) queued across all servers at once; more are told to come back.
 MAX_QUEUED_WRITES = 8
+# Web fetches (/ingest url:) in flight across all servers: one per server, this many in all.
+MAX_QUEUED_FETCHES = 8
 
 
 class NotAdmin(app_commands.CheckFailure):
@@ -62,14 +64,18 @@ class NewsBot(commands.Bot):
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.created = time.perf_counter()
         self.tree.on_error = self.report_error
-        # Separate pools, so that no write can occupy the threads that answer questions: reads
-        # (questions, /sources, /article), fetches (pages and uploads, parsed before any lock),
-        # one writer, which takes the store's write lock in turn, and one feed poller.
+        # Separate pools, so that no write can occupy the threads that answer questions, and no
+        # slow web host the threads of anything else: reads (questions, /sources, /article),
+        # web fetches (pages, parsed before any lock), uploads' parsing, one writer, which
+        # takes the store's write lock in turn, one feed poller and the standing questions.
         self._reads = ThreadPoolExecutor(4, thread_name_prefix="newsbot-read")
         self._fetches = ThreadPoolExecutor(4, thread_name_prefix="newsbot-fetch")
+        self._parses = ThreadPoolExecutor(2, thread_name_prefix="newsbot-parse")
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="newsbot-write")
         self._polls = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")
+        self._follows = ThreadPoolExecutor(1, thread_name_prefix="newsbot-follows")
         self._writing: set[int | None] = set()  # guilds with a write queued or running
+        self._fetching: set[int | None] = set()  # guilds with a web fetch in flight
         # Work handed to the pools and not finished. Cancelling the coroutine that awaits it
         # does not stop a thread, so close() waits for these before closing the stores.
         self._running: set[Future] = set()
@@ -86,7 +92,12 @@ class NewsBot(commands.Bot):
         return await self._run(self._reads, fn, *args, **kwargs)
 
     async def fetch(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A web fetch: it may wait on a slow host up to NEWSBOT_FETCH_TIMEOUT_S."""
         return await self._run(self._fetches, fn, *args, **kwargs)
+
+    async def parse(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Parsing an upload: never queued behind web fetches."""
+        return await self._run(self._parses, fn, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._run(self._writes, fn, *args, **kwargs)
@@ -106,6 +117,22 @@ class NewsBot(commands.Bot):
             yield
         finally:
             self._writing.discard(guild_id)
+
+    @contextlib.asynccontextmanager
+    async def fetch_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+        """At most one web fetch per server in flight (it holds no write slot while it
+        waits on the host), and a bounded number across servers."""
+        if guild_id in self._fetching:
+            raise NewsbotError("This server already has a page being fetched; try again when "
+                               "it has finished.")
+        if len(self._fetching) >= MAX_QUEUED_FETCHES:
+            raise NewsbotError("The bot is busy fetching other servers' pages; try again in a "
+                               "minute.")
+        self._fetching.add(guild_id)
+        try:
+            yield
+        finally:
+            self._fetching.discard(guild_id)
 
     async def setup_hook(self) -> None:
         from bot.commands import NewsCommands
@@ -148,8 +175,8 @@ class NewsBot(commands.Bot):
                 await asyncio.wait_for(self._follow_due.wait(), every)
             self._follow_due.clear()
             try:
-                hits = await self._run(self._polls, check_follows, self.core, self.follows,
-                                       "discord")
+                hits = await self._run(self._follows, check_follows, self.core,
+                                       self.follows, "discord")
                 for hit in hits:
                     await self.post_follow(hit)
             except Exception:
@@ -166,13 +193,13 @@ class NewsBot(commands.Bot):
             log.info("standing question %s paused: channel %s refused (%s)", f.id, f.channel,
                      e.status)
             reason = "the bot can no longer post in its channel"
-            if await self._run(self._polls, self.follows.pause, f.id, reason):
+            if await self._run(self._follows, self.follows.pause, f.id, reason):
                 await self._tell_owner(f, reason)
             return
         except discord.HTTPException as e:  # Discord's trouble, not the channel's: next time
             log.warning("could not post standing question %s: %s", f.id, e)
             return
-        await self._run(self._polls, self.follows.record_post, hit)
+        await self._run(self._follows, self.follows.record_post, hit)
 
     async def _tell_owner(self, f: Follow, reason: str) -> None:
         """Tell whoever added a paused question, once, in a direct message if they accept one."""
@@ -205,7 +232,8 @@ class NewsBot(commands.Bot):
         with contextlib.suppress(ValueError):
             self.core.on_ingest.remove(self._ingested)
         await super().close()
-        for pool in (self._reads, self._fetches, self._writes, self._polls):
+        for pool in (self._reads, self._fetches, self._parses, self._writes, self._polls,
+                     self._follows):
             pool.shutdown(wait=False, cancel_futures=True)
         # A feed poll or a write still running would otherwise meet a closed database.
         if self._running:

@@ -575,7 +575,7 @@ class TestFeedPolling:
     def extra_settings(self):
         return {"feed_interval_s": 0.5, "allow_private_urls": True}
 
-    async def test_the_bot_polls_feeds_in_the_background(self, discord_env):
+    async def test_the_bot_polls_feeds_in_the_background(self, discord_env, loopback_is_public):
         from tests.web_stub import Route, WebStub, page, rss
 
         web = WebStub().start()
