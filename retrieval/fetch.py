@@ -216,7 +216,7 @@ def _deadline_transport(deadline: float):
 
     transport = httpx.HTTPTransport(trust_env=False)
     # HTTPTransport takes no network backend; its pool is rebuilt around one that knows the
-    # deadline (tests/test_security.py fails loudly should httpx rename the attribute).
+    # deadline (tests/test_network_security.py fails loudly should httpx rename it).
     transport._pool = httpcore.ConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=Backend())
     return transport
