@@ -669,14 +669,6 @@ def is_url(text: str) -> bool:
     return "://" in str(text)[:12]
 
 
-def is_http_url(text: str) -> bool:
-    """An http(s) URL fit to fetch (fetch.validate_url): the only thing a Discord user may
-    ask to fetch."""
-    from retrieval.fetch import is_fetchable
-
-    return is_fetchable(text.strip())
-
-
 def host_of(url: str) -> str:
     from urllib.parse import urlsplit
 
