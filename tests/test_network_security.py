@@ -83,7 +83,9 @@ for path in ("/zstd", "/stacked", "/gzip-bomb", "/br", "/gzip-page"):
     except FetchError as e:
         result = str(e)
     print(path, round(time.monotonic() - started, 1), result, flush=True)
-print("maxrss_mib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# This process's own peak (ru_maxrss would count the parent's, from before exec).
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("maxrss_mib", int(peak.split()[1]) // 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
