@@ -32,6 +32,7 @@ class NewsBot(BaseBot):
         core.on_ingest.append(self._ingested)
         self.created = time.perf_counter()
 
+
     async def setup_hook(self) -> None:
         await self.add_cog(NewsCommands(self))
         if self.settings.guild_ids:
@@ -71,7 +72,7 @@ class NewsBot(BaseBot):
                 await asyncio.wait_for(self._follow_due.wait(), every)
             self._follow_due.clear()
             try:
-                hits = await self.poll(check_follows, self.core, self.follows,
+                hits = await self.follow_work(check_follows, self.core, self.follows,
                                        "discord")
                 for hit in hits:
                     await self.post_follow(hit)
@@ -89,13 +90,13 @@ class NewsBot(BaseBot):
             log.info("standing question %s paused: channel %s refused (%s)", f.id, f.channel,
                      e.status)
             reason = "the bot can no longer post in its channel"
-            if await self.poll(self.follows.pause, f.id, reason):
+            if await self.follow_work(self.follows.pause, f.id, reason):
                 await self._tell_owner(f, reason)
             return
         except discord.HTTPException as e:  # Discord's trouble, not the channel's: next time
             log.warning("could not post standing question %s: %s", f.id, e)
             return
-        await self.poll(self.follows.record_post, hit)
+        await self.follow_work(self.follows.record_post, hit)
 
     async def _tell_owner(self, f: Follow, reason: str) -> None:
         """Tell whoever added a paused question, once, in a direct message if they accept one."""

@@ -30,9 +30,10 @@ from bot.stream import Streamer
 from bot.views import AnswerView, PostPubliclyView, SourcesView
 from retrieval.check import check_text, checkable
 from retrieval.errors import NewsbotError, QuestionError
+from retrieval.fetch import FetchError, validate_url
 from retrieval.follow import add_follow
 from retrieval.followup import Turn
-from retrieval.ingest import SUPPORTED, is_http_url, iter_articles, slug
+from retrieval.ingest import SUPPORTED, iter_articles, slug
 from retrieval.libraries import guild_library, visible_libraries
 from retrieval.models import Answer
 from retrieval.service import check_date
@@ -248,14 +249,23 @@ class NewsCommands(commands.Cog):
             raise NewsbotError("Give either a file or a url.")
         library = guild_library(interaction.guild_id)
         if url is not None:
-            # Only a web address: a value from Discord is never read as a path on this host.
-            if not is_http_url(url):
+            # Only a web address: a value from Discord is never read as a path on this host,
+            # and anything else gets one refusal, which never tells whether a path exists.
+            url = url.strip()
+            if not url.lower().startswith(("http://", "https://")):
                 raise NewsbotError("`url` must be an http or https address, such as "
                                    "https://example.com/story.")
-            async with self.bot.write_slot(interaction.guild_id):
+            try:
+                validate_url(url)
+            except FetchError as e:
+                raise NewsbotError(f"`url` cannot be fetched: {e}.") from None
+            # The fetch holds no write slot while it waits on the host: a slow host delays
+            # this server's ingest only.
+            async with self.bot.fetch_slot(interaction.guild_id):
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 # Never private addresses from Discord, whatever the operator allows the CLI.
                 article = await self.bot.fetch(self.core.fetch_article, url, False)
+            async with self.bot.write_slot(interaction.guild_id):
                 report = await self.bot.write(self.core.ingest_articles, [article], library)
             await interaction.followup.send(
                 f"Ingested into this server's library:\n```\n{cut(report.summary(), 1900)}\n```",
@@ -280,7 +290,7 @@ class NewsCommands(commands.Cog):
                 # digits (which give the article its id): the upload's name never becomes a path.
                 path = Path(tmp) / f"{slug(Path(file.filename).stem)}{suffix}"
                 path.write_bytes(data[:limit])
-                items = await self.bot.fetch(lambda: list(iter_articles([path])))
+                items = await self.bot.parse(lambda: list(iter_articles([path])))
             report = await self.bot.write(self.core.ingest_articles, items, library)
         summary = report.summary().replace(str(path), file.filename)
         await interaction.followup.send(f"Ingested `{escape(cut(file.filename, 80))}` into "
@@ -296,8 +306,9 @@ class NewsCommands(commands.Cog):
     async def feeds_add(self, interaction: discord.Interaction, url: str) -> None:
         """Follow a feed: its new items are added to this server's library (admins only)."""
         _require_admin(interaction)
-        added = await self.bot.read(self.bot.feeds.add, url,
-                                        guild_library(interaction.guild_id), "discord")
+        added = await self.bot.read(self.bot.feeds.add, url.strip(),
+                                    guild_library(interaction.guild_id), "discord",
+                                    self.bot.settings.feed_max_per_server)
         every = self.bot.settings.feed_interval_s
         when = f"every {every / 60:g} minutes" if every else "when the operator runs it"
         await interaction.response.send_message(

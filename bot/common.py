@@ -36,6 +36,8 @@ T = TypeVar("T")
 CLOSE_WAIT_S = 30.0  # the longest close() waits for work in flight (fetches have deadlines)
 # Writes (ingests, removals) queued across all servers at once; more are told to come back.
 MAX_QUEUED_WRITES = 8
+# Web fetches (/ingest url:) in flight across all servers: one per server, this many in all.
+MAX_QUEUED_FETCHES = 8
 
 
 class NotAdmin(app_commands.CheckFailure):
@@ -94,14 +96,18 @@ class BaseBot(commands.Bot):
         self._mentioned: dict[int, float] = {}
         self.answer_ms: deque[float] = deque(maxlen=10_000)
         self.tree.on_error = report_error
-        # Separate pools, so that no write can occupy the threads that answer questions: reads
-        # (questions, /sources, /article), fetches (pages and uploads, parsed before any lock),
-        # one writer, which takes the store's write lock in turn, and one feed poller.
+        # Separate pools, so that no write can occupy the threads that answer questions, and no
+        # slow web host the threads of anything else: reads (questions, /sources, /article),
+        # web fetches (pages, parsed before any lock), uploads' parsing, one writer, which
+        # takes the store's write lock in turn, one feed poller and the standing questions.
         self._reads = ThreadPoolExecutor(4, thread_name_prefix="newsbot-read")
         self._fetches = ThreadPoolExecutor(4, thread_name_prefix="newsbot-fetch")
+        self._parses = ThreadPoolExecutor(2, thread_name_prefix="newsbot-parse")
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="newsbot-write")
         self._polls = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")
+        self._follows = ThreadPoolExecutor(1, thread_name_prefix="newsbot-follows")
         self._writing: set[int | None] = set()  # guilds with a write queued or running
+        self._fetching: set[int | None] = set()  # guilds with a web fetch in flight
         # Work handed to the pools and not finished. Cancelling the coroutine that awaits it
         # does not stop a thread, so close() waits for these before closing the stores.
         self._running: set[Future] = set()
@@ -118,14 +124,23 @@ class BaseBot(commands.Bot):
         return await self._run(self._reads, fn, *args, **kwargs)
 
     async def fetch(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A web fetch: it may wait on a slow host up to NEWSBOT_FETCH_TIMEOUT_S."""
         return await self._run(self._fetches, fn, *args, **kwargs)
+
+    async def parse(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Parsing an upload: never queued behind web fetches."""
+        return await self._run(self._parses, fn, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._run(self._writes, fn, *args, **kwargs)
 
     async def poll(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Background work (feed polls, standing questions) on its own thread."""
+        """Feed polls, on their own thread."""
         return await self._run(self._polls, fn, *args, **kwargs)
+
+    async def follow_work(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Standing questions, on their own thread: a slow feed never holds them up."""
+        return await self._run(self._follows, fn, *args, **kwargs)
 
     @contextlib.asynccontextmanager
     async def write_slot(self, guild_id: int | None) -> AsyncIterator[None]:
@@ -142,6 +157,22 @@ class BaseBot(commands.Bot):
             yield
         finally:
             self._writing.discard(guild_id)
+
+    @contextlib.asynccontextmanager
+    async def fetch_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+        """At most one web fetch per server in flight (it holds no write slot while it
+        waits on the host), and a bounded number across servers."""
+        if guild_id in self._fetching:
+            raise NewsbotError("This server already has a page being fetched; try again when "
+                               "it has finished.")
+        if len(self._fetching) >= MAX_QUEUED_FETCHES:
+            raise NewsbotError("The bot is busy fetching other servers' pages; try again in a "
+                               "minute.")
+        self._fetching.add(guild_id)
+        try:
+            yield
+        finally:
+            self._fetching.discard(guild_id)
 
     def mention_cooldown(self, user_id: int) -> bool:
         """The /ask cooldown, for follow-ups asked by mention: True when the user may ask."""
@@ -163,7 +194,8 @@ class BaseBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
-        for pool in (self._reads, self._fetches, self._writes, self._polls):
+        for pool in (self._reads, self._fetches, self._parses, self._writes, self._polls,
+                     self._follows):
             pool.shutdown(wait=False, cancel_futures=True)
         # A feed poll or a write still running would otherwise meet a closed database.
         if self._running:

@@ -218,7 +218,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     store = _feeds(nb)
     try:
         if args.action == "add":
-            added = store.add(args.url, library)
+            added = store.add(args.url, library, limit=nb.settings.feed_max_per_server)
             print(f"{'added' if added else 'already followed'}: {args.url} -> {library}")
         elif args.action == "remove":
             if not store.remove(args.url, library):

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(5_000_000, ge=1_000, le=200_000_000)
     fetch_max_redirects: int = Field(5, ge=0, le=20)
     feed_interval_s: float = Field(900.0, ge=0, le=86_400)  # bot and `watch` polling; 0: off
+    feed_max_per_server: int = Field(20, ge=1, le=1000)  # feeds per library (a server's own)
+    feed_max_items: int = Field(25, ge=1, le=1000)  # new or changed items one poll ingests
 
     # -- standing questions (/follow, `newsbot follow`)
     follow_max_per_server: int = Field(25, ge=1, le=1000)  # the CLI's follows count as one server

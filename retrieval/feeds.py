@@ -10,13 +10,15 @@ import json
 import logging
 import sqlite3
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrieval.errors import BusyError, NewsbotError
-from retrieval.fetch import FEED_TYPES, FetchError, fetch
-from retrieval.ingest import InputError, finish, parse_date, url_id
+from retrieval.fetch import FEED_TYPES, FetchError, fetch, validate_url
+from retrieval.ingest import InputError, check_markup, finish, parse_date, url_id
 from retrieval.libraries import check_library
 from retrieval.models import Article, IngestFailure
 
@@ -39,6 +41,13 @@ CREATE TABLE IF NOT EXISTS items (
 log = logging.getLogger("newsbot.feeds")
 # An item's own text stands in for its page only when it is at least this long.
 MIN_ITEM_TEXT = 200
+# Libraries (servers) polled at once: one server's slow feeds hold one of these, never all.
+POLL_WORKERS = 4
+# A poll starts no item fetch once this many fetch timeouts have passed since it began; the
+# items left are fetched by the next poll.
+POLL_BUDGET_FETCHES = 3
+ITEM_HINT = ("a feed's item links are always held to public addresses (the operator's "
+             "NEWSBOT_ALLOW_PRIVATE_URLS covers only the feed's own URL)")
 
 
 @dataclass(slots=True)
@@ -61,11 +70,14 @@ class PollReport:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    left: int = 0  # new or changed items left for the next poll (the per-poll cap or budget)
     failed: list[IngestFailure] = field(default_factory=list)
 
     def summary(self) -> str:
         line = (f"{self.feed} -> {self.library}: {self.status}; {self.new} new, "
                 f"{self.changed} changed, {self.unchanged} unchanged, {len(self.failed)} failed")
+        if self.left:
+            line += f", {self.left} left for the next poll"
         return "\n".join([line, *(f"  failed: {f.where}: {f.reason}" for f in self.failed)])
 
 
@@ -79,17 +91,30 @@ class FeedStore:
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.executescript(SCHEMA)
 
-    def add(self, url: str, library: str, added_by: str = "operator") -> bool:
-        """False when the library already follows the feed."""
-        from urllib.parse import urlsplit
-
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise NewsbotError(f"a feed must be an http(s) URL, not {url!r}")
+    def add(self, url: str, library: str, added_by: str = "operator",
+            limit: int | None = None) -> bool:
+        """False when the library already follows the feed; at most ``limit`` feeds per
+        library (a server's library is its own)."""
+        try:
+            validate_url(url)
+        except FetchError as e:
+            raise NewsbotError(f"not a feed address: {e}") from None
+        library = check_library(library)
         with self._lock:
-            cur = self.db.execute("INSERT OR IGNORE INTO feeds (url, library, added, added_by) "
-                                  "VALUES (?, ?, ?, ?)",
-                                  (url, check_library(library), _now(), added_by))
-            return cur.rowcount == 1
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                known = self.db.execute("SELECT url FROM feeds WHERE library=?",
+                                        (library,)).fetchall()
+                if (url,) in known:
+                    return False
+                if limit is not None and len(known) >= limit:
+                    raise NewsbotError(f"this library already follows {len(known)} feeds; "
+                                       f"the limit is {limit} (NEWSBOT_FEED_MAX_PER_SERVER)")
+                self.db.execute("INSERT INTO feeds (url, library, added, added_by) "
+                                "VALUES (?, ?, ?, ?)", (url, library, _now(), added_by))
+                return True
+            finally:
+                self.db.execute("COMMIT")
 
     def remove(self, url: str, library: str) -> bool:
         with self._lock:
@@ -145,6 +170,8 @@ def _entry_article(entry, feed_title: str, feed_url: str) -> Article:
     import trafilatura
 
     html = (entry.get("content") or [{}])[0].get("value") or entry.get("summary", "")
+    if "<" in html:
+        check_markup(html)
     text = (trafilatura.extract(f"<html><body>{html}</body></html>") or "").strip() \
         if "<" in html else html.strip()
     if len(text) < MIN_ITEM_TEXT:
@@ -183,56 +210,96 @@ def poll(nb: Newsbot, store: FeedStore, feed: Feed) -> PollReport:
     seen = store.seen(feed)
     title = parsed.feed.get("title", "")
     todo: list[tuple[str, str, Article | IngestFailure]] = []
+    budget = time.monotonic() + POLL_BUDGET_FETCHES * s.fetch_timeout_s
+    complete = True  # False: items left for the next poll, which must then see them all
     for entry in parsed.entries:
         link = entry.get("link")
-        if not link:
+        if not link or not isinstance(link, str):
             continue
         key = entry.get("id") or link
         h = _entry_hash(entry)
         if seen.get(key) == h:
             report.unchanged += 1
             continue
+        if len(todo) >= s.feed_max_items or time.monotonic() > budget:
+            complete = False
+            report.left += 1
+            continue
         if key in seen:
             report.changed += 1
         else:
             report.new += 1
-        item = nb.fetch_article(link, allow)
-        if isinstance(item, IngestFailure):
-            try:
-                item = _entry_article(entry, title, got.url)
-            except InputError as e:
-                item = IngestFailure(link, f"{item.reason}; {e}")
-        if isinstance(item, Article) and not item.source:
-            item.source = title
-        todo.append((key, h, item))
+        todo.append((key, h, _item(nb, entry, link, title, got.url)))
     if todo:  # every item unchanged: no need to take the store's write lock
         try:
             report.failed = nb.ingest_articles([a for _, _, a in todo], feed.library).failed
         except BusyError:
             report.status = "busy"
             return report  # validators not saved: the next poll asks again
+    # A failed item is recorded too (with no article): it is tried again when it changes,
+    # and a feed of failing items can't take every poll's share of fetches forever.
     failed = {f.where for f in report.failed}
-    done = [(key, h, a.id) for key, h, a in todo
-            if isinstance(a, Article) and (a.origin or a.id) not in failed]
-    store.record(feed, report.status, got.headers.get("etag", ""),
-                 got.headers.get("last-modified", ""), done)
+    done = [(key, h, a.id if isinstance(a, Article) and (a.origin or a.id) not in failed
+             else "") for key, h, a in todo]
+    if complete:
+        store.record(feed, report.status, got.headers.get("etag", ""),
+                     got.headers.get("last-modified", ""), done)
+    else:  # validators cleared: the next poll gets the feed in full, with the items left
+        store.record(feed, report.status, "", "", done)
     return report
+
+
+def _item(nb: Newsbot, entry, link: str, title: str, feed_url: str
+          ) -> Article | IngestFailure:
+    """One item's article (its page, else its own text) or its failure: nothing about one
+    item fails its feed. Its page is always held to public addresses, whatever the feed's."""
+    try:
+        validate_url(link)
+    except FetchError as e:
+        return IngestFailure(link[:300], str(e))
+    try:
+        item = nb.fetch_article(link, False, private_hint=ITEM_HINT)
+        if isinstance(item, IngestFailure):
+            try:
+                item = _entry_article(entry, title, feed_url)
+            except InputError as e:
+                item = IngestFailure(link, f"{item.reason}; {e}")
+        if isinstance(item, Article) and not item.source:
+            item.source = title
+        return item
+    except Exception as e:  # a bug or an odd item must cost that item only
+        log.exception("feed item %s failed", link[:300])
+        return IngestFailure(link[:300], f"{type(e).__name__}: {str(e)[:200]}")
 
 
 def poll_all(nb: Newsbot, store: FeedStore, libraries: list[str] | None = None
              ) -> list[PollReport]:
     """Each feed polled on its own: one feed's failure is recorded on that feed, and the
-    others go on."""
-    reports = []
-    for f in store.list(libraries):
+    others go on. Libraries are polled side by side (each one's feeds in turn), so one
+    server's slow feeds delay that server's feeds only."""
+    feeds = store.list(libraries)
+    by_library: dict[str, list[Feed]] = {}
+    for f in feeds:
+        by_library.setdefault(f.library, []).append(f)
+    if len(by_library) <= 1:
+        reports = {id(f): _poll_one(nb, store, f) for f in feeds}
+    else:
+        with ThreadPoolExecutor(min(POLL_WORKERS, len(by_library)),
+                                thread_name_prefix="newsbot-poll") as pool:
+            done = pool.map(lambda group: [(id(f), _poll_one(nb, store, f)) for f in group],
+                            by_library.values())
+            reports = {k: r for group in done for k, r in group}
+    return [reports[id(f)] for f in feeds]
+
+
+def _poll_one(nb: Newsbot, store: FeedStore, f: Feed) -> PollReport:
+    try:
+        return poll(nb, store, f)
+    except Exception as e:  # a bug or a malformed feed must not stop every other feed
+        log.exception("polling %s failed", f.url)
+        status = f"error: {type(e).__name__}: {str(e)[:200]}"
         try:
-            reports.append(poll(nb, store, f))
-        except Exception as e:  # a bug or a malformed feed must not stop every other feed
-            log.exception("polling %s failed", f.url)
-            status = f"error: {type(e).__name__}: {str(e)[:200]}"
-            try:
-                store.record(f, status, None, None, [])
-            except Exception:
-                log.exception("cannot record the state of %s", f.url)
-            reports.append(PollReport(f.url, f.library, status))
-    return reports
+            store.record(f, status, None, None, [])
+        except Exception:
+            log.exception("cannot record the state of %s", f.url)
+        return PollReport(f.url, f.library, status)

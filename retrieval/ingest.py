@@ -75,6 +75,13 @@ class Limits:
     max_record_bytes: int = 10_000_000  # one JSON record or JSONL line
     max_article_chars: int = 2_000_000
     max_json_depth: int = 64
+    # HTML is checked in one linear pass before lxml and trafilatura see it (check_markup).
+    # Measured on the 2-core AVX2 dev machine (2026-12): a real 24,500-element page took 8 s to
+    # extract, 40,000 bare elements 7 s, 2 million attributes 27 s.
+    max_html_chars: int = 5_000_000
+    max_html_elements: int = 30_000
+    max_html_attributes: int = 150_000  # in all
+    max_element_attributes: int = 256  # on one element (lxml: 80,000 took a minute)
 
 
 DEFAULT_LIMITS = Limits()
@@ -273,9 +280,58 @@ def load_html(path: Path, raw: str) -> Article:
     return article_from_html(raw, slug(path.stem), shown(path))
 
 
+_START_TAG = re.compile(r"<[A-Za-z][^\s/>]*+")
+# One attribute as HTML parsers split them: a name (or junk up to the next space), then maybe
+# "=" and a value, quoted (which may hold ">") or not. "/" separates attributes as spaces do.
+_ATTRIBUTE = re.compile(r"""[\s/]*+(?:[^\s/>"'=]++|["'=][^\s>]*+)"""
+                        r"""(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?+""")
+_RAW_TEXT = {name: re.compile(f"</{name}", re.IGNORECASE) for name in ("script", "style")}
+
+
+def check_markup(raw: str, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse markup that would take the HTML parser minutes, in one pass before it runs: too
+    long, too many elements (the extractor's cost grows with them), or too many attributes
+    on one element (lxml's duplicate check is quadratic in them: 80,000 took a minute)."""
+    if len(raw) > limits.max_html_chars:
+        raise InputError(f"the page is {len(raw):,} characters of HTML; the limit is "
+                         f"{limits.max_html_chars:,}")
+    elements = total = pos = 0
+    while True:
+        m = _START_TAG.search(raw, pos)
+        if m is None:
+            return
+        elements += 1
+        if elements > limits.max_html_elements:
+            raise InputError(f"the page has more than {limits.max_html_elements:,} HTML "
+                             "elements; the limit keeps parsing time bounded")
+        pos, attributes = m.end(), 0
+        while pos < len(raw) and raw[pos] != ">":
+            a = _ATTRIBUTE.match(raw, pos)
+            if a is None:  # only ">" or the end can follow: the tag is over
+                break
+            attributes += 1
+            total += 1
+            if attributes > limits.max_element_attributes:
+                raise InputError(f"an HTML element has more than "
+                                 f"{limits.max_element_attributes:,} attributes; the limit "
+                                 "keeps parsing time bounded")
+            if total > limits.max_html_attributes:
+                raise InputError(f"the page has more than {limits.max_html_attributes:,} "
+                                 "HTML attributes; the limit keeps parsing time bounded")
+            pos = a.end()
+        end_tag = _RAW_TEXT.get(m.group()[1:].lower())
+        if end_tag is not None:  # its content is text, not elements: skip to its end tag
+            end = end_tag.search(raw, pos)
+            if end is None:
+                return
+            pos = end.start()
+
+
 def article_from_html(raw: str, article_id: str, origin: str, url: str = "") -> Article:
     """Main text, title, site name, authors, date and canonical URL of an HTML page."""
     import trafilatura
+
+    check_markup(raw)
 
     doc = trafilatura.bare_extraction(
         raw, with_metadata=True, include_comments=False, include_tables=False, url=url or None
@@ -393,12 +449,12 @@ def _json_records(path: Path, raw: str, limits: Limits) -> Iterator[Article | In
             yield IngestFailure(at, str(e))
 
 
-def _jsonl_records(path: Path, encoding: str, limits: Limits
-                   ) -> Iterator[Article | IngestFailure]:
+def _jsonl_records(path: Path, encoding: str, limits: Limits,
+                   expect: tuple[int, int] | None = None) -> Iterator[Article | IngestFailure]:
     """JSONL read line by line (a .gz decompressed as it goes): memory stays at one record,
     an over-long line is skipped without being held, and the whole stream is capped."""
     where, total, cap = shown(path), 0, limits.max_record_bytes
-    with _Regular(path) as stream:
+    with _Regular(path, expect) as stream:
         lineno = records = 0
         while True:
             line = stream.readline(cap + 1)
@@ -468,9 +524,10 @@ def _kind(mode: int) -> str:
 
 class _Regular:
     """A regular file opened for reading (a .gz: decompressed as read); anything else is
-    refused before it is opened, so a FIFO can't hang the run."""
+    refused before it is opened, so a FIFO can't hang the run. ``expect`` is the (device,
+    inode) that load_file checked: a file swapped since then is refused, not read."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, expect: tuple[int, int] | None = None) -> None:
         self.path = path
         try:
             st = path.stat()  # follows symlinks: a FIFO behind a link is refused too
@@ -480,11 +537,18 @@ class _Regular:
             raise InputError(f"{_kind(st.st_mode)}, not a regular file; only files and "
                              "directories are read")
         self.size = st.st_size
+        self.key = (st.st_dev, st.st_ino)
+        if expect is not None and self.key != expect:
+            raise InputError("the file changed while being read")
 
     def __enter__(self):
         # O_NONBLOCK: should the file be swapped for a FIFO after the check, open() can't hang.
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         self._raw = os.fdopen(fd, "rb")
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self.key:  # swapped between the check and the open
+            self._raw.close()
+            raise InputError("the file changed while being read")
         if self.path.name.lower().endswith(".gz"):
             return gzip.GzipFile(fileobj=self._raw)
         return self._raw
@@ -493,13 +557,33 @@ class _Regular:
         self._raw.close()
 
 
-def read_limited(path: Path, limits: Limits) -> bytes:
+def _refusal(path: Path, real: Path, root: Path | None, protected: Iterable[Path]
+             ) -> str | None:
+    """Why ``path`` (which resolves to ``real``) may not be read as an article, or None. In
+    a directory that was named, a symlink is followed only to a file inside that directory;
+    a file named directly is read wherever it is. Never: a hidden file (a dotfile such as
+    .env) or anything in the data dir (settings, stores, logs)."""
+    if root is not None:
+        base = Path(os.path.realpath(root))
+        if not real.is_relative_to(base):
+            return "a symlink to a file outside the directory named; not followed"
+        if any(part.startswith(".") for part in real.relative_to(base).parts):
+            return "a symlink to a hidden file (its name starts with a dot); not followed"
+    elif path.name.startswith(".") or real.name.startswith("."):
+        return "a hidden file (its name starts with a dot); not read as an article"
+    for p in protected:
+        if real.is_relative_to(os.path.realpath(p)):
+            return "inside newsbot's data directory; not read as an article"
+    return None
+
+
+def read_limited(path: Path, limits: Limits, expect: tuple[int, int] | None = None) -> bytes:
     """The file's bytes (a .gz decompressed), refusing anything but a regular file, and any
     file (or decompressed stream) over the size limit, while reading: neither /dev/zero nor a
     gzip bomb is ever held in memory."""
     cap = limits.max_file_bytes
     gz = path.name.lower().endswith(".gz")
-    regular = _Regular(path)
+    regular = _Regular(path, expect)
     if regular.size > cap and not gz:
         raise InputError(f"the file is {regular.size:,} bytes; the limit is {cap:,}")
     with regular as stream:
@@ -510,19 +594,30 @@ def read_limited(path: Path, limits: Limits) -> bytes:
     return data
 
 
-def load_file(path: Path, encoding: str = "utf-8",
-              limits: Limits = DEFAULT_LIMITS) -> Iterator[Article | IngestFailure]:
+def load_file(path: Path, encoding: str = "utf-8", limits: Limits = DEFAULT_LIMITS, *,
+              root: Path | None = None, protected: Iterable[Path] = ()
+              ) -> Iterator[Article | IngestFailure]:
+    """The articles of one file; ``root`` is the directory it was found in (None: named
+    directly), ``protected`` the directories never read (see _refusal)."""
     suffix = _suffix(path)
     where = shown(path)
     try:
-        _Regular(path)  # a device or a FIFO is named as such, whatever its name says
+        # A device or a FIFO is named as such, whatever its name says.
+        key = _Regular(path).key
+        real = Path(os.path.realpath(path, strict=True))
+        refused = _refusal(path, real, root, protected)
+        if refused:
+            raise InputError(refused)
+        st = real.stat()
+        if (st.st_dev, st.st_ino) != key:  # swapped while it was checked
+            raise InputError("the file changed while being read")
         if suffix not in SUPPORTED:
             raise InputError(f"unsupported file type {suffix or '(none)'}; use one of "
                              + ", ".join(SUPPORTED))
         if suffix in (".jsonl", ".jsonl.gz"):
-            yield from _jsonl_records(path, encoding, limits)
+            yield from _jsonl_records(path, encoding, limits, key)
             return
-        data = read_limited(path, limits)
+        data = read_limited(path, limits, key)
         if not data.strip():
             raise InputError("empty file")
         raw = decode(data, where, encoding)
@@ -540,10 +635,13 @@ def load_file(path: Path, encoding: str = "utf-8",
 
 def iter_articles(
     paths: Iterable[str | os.PathLike[str]], encoding: str = "utf-8",
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits = DEFAULT_LIMITS, protected: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Article | IngestFailure]:
     """Articles from files and directories (recursively, supported types only, sorted).
-    Only regular files are read: FIFOs, devices and sockets are refused, named or linked."""
+    Only regular files are read: FIFOs, devices and sockets are refused, named or linked; a
+    symlink in a directory only to a file inside it; never a dotfile, nor anything under
+    ``protected`` (the data dir)."""
+    protected = [Path(p) for p in protected]
     for p in paths:
         path = Path(p)
         if path.is_dir():
@@ -557,9 +655,9 @@ def iter_articles(
                 yield IngestFailure(shown(path), f"cannot list directory: {e.strerror or e}")
                 continue
             for f in found:
-                yield from load_file(f, encoding, limits)
+                yield from load_file(f, encoding, limits, root=path, protected=protected)
         elif path.exists() or path.is_symlink():
-            yield from load_file(path, encoding, limits)
+            yield from load_file(path, encoding, limits, protected=protected)
         else:
             yield IngestFailure(shown(path), "no such file or directory")
 
@@ -569,17 +667,6 @@ MIN_PAGE_TEXT = 80
 
 def is_url(text: str) -> bool:
     return "://" in str(text)[:12]
-
-
-def is_http_url(text: str) -> bool:
-    """An http(s) URL with a host: the only thing a Discord user may ask to fetch."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(text.strip())
-        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
 
 
 def host_of(url: str) -> str:
@@ -598,18 +685,20 @@ def same_site(url: str, fetched: str) -> bool:
 
 
 def load_url(url: str, *, allow_private: bool, timeout_s: float, max_bytes: int,
-             max_redirects: int) -> Article:
+             max_redirects: int, **fetch_options: str) -> Article:
     """An article from a web page: fetched within the limits, its main text extracted."""
-    from retrieval.fetch import HTML_TYPES, fetch
+    from retrieval.fetch import HTML_TYPES, fetch, is_fetchable
 
     page = fetch(url, allow_private=allow_private, timeout_s=timeout_s, max_bytes=max_bytes,
-                 max_redirects=max_redirects, accept=HTML_TYPES)
+                 max_redirects=max_redirects, accept=HTML_TYPES, **fetch_options)
     article = article_from_html(page.text, url_id(page.url), page.url, page.url)
     if len(article.text.strip()) < MIN_PAGE_TEXT:  # a menu or a cookie wall, not an article
         raise InputError(f"no article text found on the page (only "
                          f"{len(article.text.strip())} characters)")
     if article.url != page.url:
-        if same_site(article.url, page.url):
+        # A canonical URL with user@ names one host and is another's (userinfo fools the
+        # same-site test), and one that is no fetchable URL names nothing.
+        if is_fetchable(article.url) and same_site(article.url, page.url):
             # A canonical URL on the same site names the article better than the one asked.
             article.id = url_id(article.url)
         else:

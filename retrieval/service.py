@@ -370,19 +370,21 @@ class Newsbot:
         fetched = [self.fetch_article(url, allow) for url in urls]
 
         def items() -> Iterator[Article | IngestFailure]:
-            yield from iter_articles(files, encoding)
+            yield from iter_articles(files, encoding, protected=[self.data_dir])
             yield from fetched
 
         return self.ingest_articles(items(), library, progress)
 
-    def fetch_article(self, url: str, allow_private: bool) -> Article | IngestFailure:
+    def fetch_article(self, url: str, allow_private: bool, **fetch_options: str
+                      ) -> Article | IngestFailure:
         from retrieval.fetch import FetchError
         from retrieval.ingest import InputError, load_url
 
         s = self.settings
         try:
             return load_url(url, allow_private=allow_private, timeout_s=s.fetch_timeout_s,
-                            max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects)
+                            max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects,
+                            **fetch_options)
         except (FetchError, InputError) as e:
             return IngestFailure(url, str(e))
 

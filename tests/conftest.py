@@ -35,6 +35,21 @@ def _isolated_env(monkeypatch, tmp_path_factory, model_cache):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture
+def loopback_is_public(monkeypatch):
+    """127.0.0.0/8 counts as a public address, standing in for a host on the internet (no
+    test may reach one): feed item links, which are always held to public addresses, can
+    then point at the local web stub. ::1 and every other private range stay private."""
+    import ipaddress
+
+    from retrieval import fetch
+
+    real = fetch.is_public
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    monkeypatch.setattr(fetch, "is_public", lambda address: (
+        ipaddress.ip_address(address.split("%")[0]) in loopback or real(address)))
+
+
 @pytest.fixture(scope="session")
 def embedder(model_cache):
     """The embedding model as newsbot runs it by default on this machine (NEWSBOT_PRECISION

@@ -575,7 +575,7 @@ class TestFeedPolling:
     def extra_settings(self):
         return {"feed_interval_s": 0.5, "allow_private_urls": True}
 
-    async def test_the_bot_polls_feeds_in_the_background(self, discord_env):
+    async def test_the_bot_polls_feeds_in_the_background(self, discord_env, loopback_is_public):
         from tests.web_stub import Route, WebStub, page, rss
 
         web = WebStub().start()
@@ -855,3 +855,104 @@ class TestStandingQuestions:
         await asyncio.sleep(1.0)
         assert len(fake.dms[42]) == 1
         assert fake.rejected == []
+
+
+# -- issue 22: slow hosts hold no slot, bad URLs are one line -----------------------------------
+class TestSlowHostsHoldNoSlots:
+    @pytest.fixture
+    def extra_guilds(self):
+        return [2001, 2002, 2003, 2004]
+
+    @pytest.fixture
+    def extra_settings(self):
+        return {"fetch_timeout_s": 6}
+
+    async def test_trickled_headers_leave_another_servers_upload_answered(
+            self, discord_env, loopback_is_public):
+        """Four servers' /ingest url: to a host trickling its headers held the fetch threads
+        past the deadline, so a fifth server's two-line /ingest file: got no reply for 60 s."""
+        from tests.web_stub import Route, WebStub
+
+        web = WebStub().start()
+        web.routes["/slow"] = Route(header_trickle_s=0.2)
+        fake = discord_env.fake
+        try:
+            started = time.monotonic()
+            slow = [await fake.command("ingest", {"url": web.url("/slow")}, guild_id=gid,
+                                       admin=True) for gid in (GUILD_A, 2001, 2002, 2003)]
+            again = await fake.command("ingest", {"url": web.url("/slow")}, guild_id=GUILD_A,
+                                       admin=True)
+            assert "already has a page being fetched" in await reply_text(discord_env, again)
+            att = fake.upload("kiel.txt", b"Harbour ferry strike\nKiel. March 3. NEWSBOT "
+                              b"SAMPLE WIRE - The ferry crews in Kiel went on strike.\n",
+                              "text/plain")
+            upload = await fake.command("ingest", {"file": att["id"]}, guild_id=2004,
+                                        admin=True, resolved={"attachments": {att["id"]: att}})
+            text = (await answered(discord_env, upload, 30))["content"]
+            assert "added 1" in text and time.monotonic() - started < 5
+            assert not any(i.followups for i in slow)  # still waiting on the slow host
+            await fake.wait(lambda: all(i.followups for i in slow), 20, "the slow fetches")
+            assert time.monotonic() - started < 12  # one deadline each, side by side
+            for i in slow:
+                assert "127.0.0.1 did not answer within 6 s" in i.followups[0]["content"]
+        finally:
+            web.stop()
+
+
+async def test_bad_urls_from_discord_are_one_line_refusals(discord_env):
+    """`/feeds add "http://[::1"` and an /ingest url: to port 99999 were "Something went
+    wrong"; `/feeds add "http://"` was accepted."""
+    fake = discord_env.fake
+    replies = {}
+    for value in ("http://", "http://[::1", "http://news.example:99999/feed",
+                  "https://reuters.com@news.example/feed"):
+        i = await fake.command("feeds", {"url": value}, sub="add", guild_id=GUILD_A,
+                               admin=True)
+        replies[value] = await reply_text(discord_env, i)
+    assert replies == {
+        "http://": "not a feed address: the URL has no host",
+        "http://[::1": "not a feed address: not a valid URL (Invalid IPv6 URL)",
+        "http://news.example:99999/feed": "not a feed address: not a valid URL (Port out of "
+                                          "range 0-65535)",
+        "https://reuters.com@news.example/feed": "not a feed address: URLs with a user name "
+                                                 "or password (user@host) are refused",
+    }
+    assert discord_env.bot.feeds.list() == []
+    i = await fake.command("ingest", {"url": "http://news.example:99999/a"}, guild_id=GUILD_A,
+                           admin=True)
+    assert await reply_text(discord_env, i) == (
+        "`url` cannot be fetched: not a valid URL (Port out of range 0-65535).")
+
+
+async def test_a_server_can_follow_only_so_many_feeds(discord_env):
+    discord_env.bot.settings.feed_max_per_server = 2
+    fake = discord_env.fake
+    for n in range(2):
+        i = await fake.command("feeds", {"url": f"https://news.example/{n}.xml"}, sub="add",
+                               guild_id=GUILD_A, admin=True)
+        assert (await reply_text(discord_env, i)).startswith("Following")
+    i = await fake.command("feeds", {"url": "https://news.example/2.xml"}, sub="add",
+                           guild_id=GUILD_A, admin=True)
+    assert "already follows 2 feeds; the limit is 2" in await reply_text(discord_env, i)
+    other = await fake.command("feeds", {"url": "https://news.example/2.xml"}, sub="add",
+                               guild_id=GUILD_B, admin=True)
+    assert (await reply_text(discord_env, other)).startswith("Following")
+
+
+async def test_standing_questions_are_checked_while_a_feed_poll_runs(make_bot):
+    """One slow feed stopped the standing-question scan too: they shared one thread."""
+    import threading
+
+    from bot.app import NewsBot
+
+    core = make_bot()
+    bot = NewsBot(core, core.settings)
+    release = threading.Event()
+    try:
+        poll = asyncio.ensure_future(bot._run(bot._polls, release.wait, 20))
+        assert await asyncio.wait_for(bot._run(bot._follows, bot.follows.list, "1"), 5) == []
+        release.set()
+        await poll
+    finally:
+        release.set()
+        await bot.close()

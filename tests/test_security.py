@@ -292,7 +292,8 @@ def test_a_trickling_server_is_cut_off_at_the_total_deadline(web):
     assert time.perf_counter() - started < 4
 
 
-def test_one_failing_feed_does_not_stop_the_others(web, make_bot, monkeypatch):
+def test_one_failing_feed_does_not_stop_the_others(web, make_bot, monkeypatch,
+                                                  loopback_is_public):
     """An error nobody foresaw (here a parser that raises) is recorded on its feed; the other
     feeds are still polled, on every round."""
     import feedparser

@@ -140,7 +140,8 @@ def _feed(web: WebStub, items: list[tuple[str, str, str, str]], etag: str) -> No
                                     content_type="application/rss+xml", etag=etag)
 
 
-def test_feed_polls_honour_etag_and_ingest_only_new_or_changed_items(web, web_bot):
+def test_feed_polls_honour_etag_and_ingest_only_new_or_changed_items(web, web_bot,
+                                                                     loopback_is_public):
     from retrieval.feeds import FeedStore, poll_all
 
     web.routes["/ferry"] = Route(page("Lindholm ferry strike ends", FERRY))
@@ -218,7 +219,7 @@ def test_feed_errors_keep_state_and_items_fall_back_to_their_own_text(web, web_b
     store.close()
 
 
-def test_feeds_and_watch_commands(web, tmp_path, capsys, monkeypatch):
+def test_feeds_and_watch_commands(web, tmp_path, capsys, monkeypatch, loopback_is_public):
     from newsbot.cli import main
 
     monkeypatch.setenv("NEWSBOT_ALLOW_PRIVATE_URLS", "1")

@@ -20,6 +20,7 @@ class Route:
     location: str = ""  # a redirect
     declare_length: bool = True  # False: chunked, with no Content-Length
     trickle_s: float = 0.0  # send the body a byte at a time, this long apart
+    header_trickle_s: float = 0.0  # send the headers a byte at a time, this long apart (~60 s)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -36,6 +37,8 @@ class WebStub(LocalServer):
                 if r is None:
                     return self._plain(404, b"not found")
                 time.sleep(r.delay_s)
+                if r.header_trickle_s:
+                    return self._trickle_headers(r.header_trickle_s)
                 if r.location:
                     self.send_response(r.status if r.status in (301, 302, 307, 308) else 302)
                     self.send_header("Location", r.location)
@@ -78,6 +81,20 @@ class WebStub(LocalServer):
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 return None
+
+            def _trickle_headers(self, every_s: float) -> None:
+                """A status line, then one endless header, a byte at a time: each read gets
+                a byte within any per-read timeout, and the headers never end."""
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    self.wfile.flush()
+                    for _ in range(int(60 / every_s)):
+                        time.sleep(every_s)
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def _plain(self, status: int, body: bytes) -> None:
                 self.send_response(status)
