@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from retrieval.fragments import continues
 from retrieval.models import Chunk, Sentence
 
 # A paragraph is a run of text between line breaks; news text rarely wraps a sentence across lines,
@@ -71,6 +72,22 @@ def _spans_in(paragraph: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _merge(paragraph: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+    """Glue each fragment pysbd cut off onto the sentence before it. One pass, and each test
+    reads a bounded window at the seam, so this stays linear; a merge that would pass
+    ``max_chars`` is left undone (the cap would only cut it again)."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if out:
+            ps, pe = out[-1]
+            if e - ps <= max_chars and continues(paragraph[max(ps, pe - 40):pe],
+                                                 paragraph[s:min(e, s + 40)]):
+                out[-1] = (ps, e)
+                continue
+        out.append((s, e))
+    return out
+
+
 def _segment(paragraph: str) -> list[tuple[int, int]]:
     """Sentence spans of one piece, located by searching so offsets are always exact."""
     spans: list[tuple[int, int]] = []
@@ -102,13 +119,17 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int
 
 
 def split_sentences(
-    article_id: str, text: str, body_start: int = 0, max_chars: int = 600
+    article_id: str, text: str, body_start: int = 0, max_chars: int = 600, merge: bool = True
 ) -> list[Sentence]:
-    """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on)."""
+    """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on).
+    ``merge=False`` keeps pysbd's fragments (benchmarks/bench_split.py measures both)."""
     sentences: list[Sentence] = []
     for para in _PARAGRAPH.finditer(text, body_start):
         base = para.start()
-        for s, e in _spans_in(para.group()):
+        spans = _spans_in(para.group())
+        if merge:
+            spans = _merge(para.group(), spans, max_chars)
+        for s, e in spans:
             for cs, ce in _cap(text, base + s, base + e, max_chars):
                 if ce - cs >= _MIN_SENTENCE_CHARS:
                     sentences.append(
