@@ -251,8 +251,8 @@ def fetch(
                 "a redirect there is refused (the operator's allowance covers only the host "
                 "of the URL given)")
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise FetchError(f"{url} did not finish within {timeout_s:g} s")
+            if left <= 0:  # spent before this hop's host was even asked (a loaded machine)
+                raise FetchError(f"{host} did not answer within {timeout_s:g} s")
             host, address, port = check_url(url, allow, left, hint)
             parts = urlsplit(url)
             literal = f"[{address}]" if ":" in address else address

@@ -393,7 +393,9 @@ def test_slow_feeds_of_one_library_do_not_hold_the_others(web, make_bot, loopbac
     web.routes["/story"] = Route(page("Kiel ferries", BODY))
     web.routes["/good.xml"] = Route(rss("Good", [("1", web.url("/story"), "Kiel", "x")]),
                                     content_type="application/rss+xml")
-    nb = make_bot(fetch_timeout_s=4)
+    # The deadline leaves the good feed's ingest (an embed and a write) room on a loaded
+    # 2-core machine: what is asserted is the order, stored before the slow feed gave up.
+    nb = make_bot(fetch_timeout_s=8)
     started, stored_at = time.monotonic(), []
     nb.on_ingest.append(lambda library: stored_at.append(time.monotonic() - started))
     store = FeedStore(nb.data_dir / "feeds.sqlite3")
@@ -403,9 +405,9 @@ def test_slow_feeds_of_one_library_do_not_hold_the_others(web, make_bot, loopbac
         reports = poll_all(nb, store)
     finally:
         store.close()
-    assert [r.status for r in reports] == ["error: 127.0.0.1 did not answer within 4 s", "ok"]
-    assert stored_at and stored_at[0] < 3.5, stored_at  # before the slow feed gave up
-    assert time.monotonic() - started < 8
+    assert [r.status for r in reports] == ["error: 127.0.0.1 did not answer within 8 s", "ok"]
+    assert stored_at and stored_at[0] < 7.5, stored_at  # before the slow feed gave up
+    assert time.monotonic() - started < 16
 
 
 # -- local reads stay inside what was named ---------------------------------------------------
