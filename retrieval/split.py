@@ -63,14 +63,6 @@ def _pieces(paragraph: str, limit: int = MAX_PARAGRAPH_CHARS) -> list[tuple[int,
     return out
 
 
-def _spans_in(paragraph: str) -> list[tuple[int, int]]:
-    """Sentence spans inside one paragraph, offsets exact; long paragraphs go piece by piece."""
-    spans: list[tuple[int, int]] = []
-    for ps, pe in _pieces(paragraph):
-        spans.extend((ps + s, ps + e) for s, e in _segment(paragraph[ps:pe]))
-    return spans
-
-
 def _segment(paragraph: str) -> list[tuple[int, int]]:
     """Sentence spans of one piece, located by searching so offsets are always exact."""
     spans: list[tuple[int, int]] = []
@@ -102,26 +94,33 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int
 
 
 def split_sentences(
-    article_id: str, text: str, body_start: int = 0, max_chars: int = 600
+    article_id: str, text: str, body_start: int = 0, max_chars: int = 600,
+    limit: int | None = None,
 ) -> list[Sentence]:
-    """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on)."""
+    """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on);
+    with ``limit``, splitting stops once that many are found (cost stays bounded: a 2 MB line
+    of "Ab. Ab. ..." would otherwise make half a million)."""
     sentences: list[Sentence] = []
     for para in _PARAGRAPH.finditer(text, body_start):
         base = para.start()
-        for s, e in _spans_in(para.group()):
-            for cs, ce in _cap(text, base + s, base + e, max_chars):
-                if ce - cs >= _MIN_SENTENCE_CHARS:
-                    sentences.append(
-                        Sentence(article_id, len(sentences), cs, ce, text[cs:ce])
-                    )
+        for ps, pe in _pieces(para.group()):
+            for s, e in _segment(para.group()[ps:pe]):
+                for cs, ce in _cap(text, base + ps + s, base + ps + e, max_chars):
+                    if ce - cs >= _MIN_SENTENCE_CHARS:
+                        sentences.append(
+                            Sentence(article_id, len(sentences), cs, ce, text[cs:ce])
+                        )
+                        if limit is not None and len(sentences) >= limit:
+                            return sentences
     return sentences
 
 
 def make_chunks(
-    article_id: str, text: str, sentences: list[Sentence], size: int, overlap: int
+    article_id: str, text: str, sentences: list[Sentence], size: int, overlap: int,
+    limit: int | None = None,
 ) -> list[Chunk]:
     """Windows of ``size`` sentences that overlap by ``overlap``, so an answer near a boundary
-    is still seen with its context."""
+    is still seen with its context; at most ``limit`` of them."""
     if not sentences:
         return []
     stride = max(1, size - overlap)
@@ -131,6 +130,6 @@ def make_chunks(
         last = min(first + size, len(sentences)) - 1
         start, end = sentences[first].start, sentences[last].end
         chunks.append(Chunk(article_id, len(chunks), start, end, first, last, text[start:end]))
-        if last == len(sentences) - 1:
+        if last == len(sentences) - 1 or (limit is not None and len(chunks) >= limit):
             return chunks
         first += stride
