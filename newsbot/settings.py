@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0, le=600)  # the whole answer, streaming included
     llm_max_tokens: int = Field(400, ge=16, le=8192)
     llm_evidence: int = Field(8, ge=1, le=30)  # candidate sentences the model may cite
+    # A longer reply is cut off (the request cancelled) and the extractive answer is given;
+    # only the first llm_max_claims sentences of a reply are verified, the rest removed.
+    llm_max_reply_chars: int = Field(4000, ge=200, le=200_000)
+    llm_max_claims: int = Field(10, ge=1, le=100)
     # A claim is kept when its cited sentences hold its names and numbers, and its similarity
     # and content-word overlap with them reach these (calibrated: docs/eval/verification.md).
     verify_min_similarity: float = Field(0.55, ge=0.0, le=1.0)

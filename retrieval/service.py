@@ -563,6 +563,7 @@ class Newsbot:
             answer = llm_answer(
                 q, ranked, answer, self.chat_model, verifier, evidence_size=s.llm_evidence,
                 timeout_s=s.llm_timeout_s, on_text=on_text,
+                max_reply_chars=s.llm_max_reply_chars, max_claims=s.llm_max_claims,
                 not_found_text=render("not_found", articles=stored, scope=_scope(filters)))
             timings["llm_ms"] = (time.perf_counter() - t) * 1000
         timings["total_ms"] = (time.perf_counter() - started) * 1000
