@@ -4,6 +4,7 @@ it out; otherwise the extractive answer, with a short note saying why."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
@@ -18,6 +19,7 @@ from retrieval.prompts import PROMPTS_DIR, render
 from retrieval.verify import Evidence, Verifier, renumber, split_claims
 
 NOT_FOUND = "NOT_FOUND"
+_ENDS = re.compile(r"[.!?\]]")  # where a sentence (or its marker) may end
 
 
 @cache
@@ -86,9 +88,16 @@ def llm_answer(
     if on_text is not None:
         checked: dict[str, ClaimCheck] = {}
         shown = [""]
+        seen = [0]  # how much of the reply was looked at
 
         def stream(text: str) -> None:
             # Only whole sentences that passed verification are ever shown, even mid-stream.
+            # Split again only when a sentence may have ended, and not once max_claims are
+            # shown: splitting every growing prefix would cost the square of the reply.
+            if len(checked) >= max_claims or not _ENDS.search(text, max(0, seen[0] - 1)):
+                seen[0] = len(text)
+                return
+            seen[0] = len(text)
             whole = split_claims(text)[:-1][:max_claims]  # the last may still be growing
             for claim in whole:
                 if claim not in checked:

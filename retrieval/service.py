@@ -326,9 +326,11 @@ class Newsbot:
         # A model that can't load, or a vector store that lost vectors, is refused before
         # anything is written: "unchanged" is never judged from the catalog alone.
         _ = self.embedder, self.vectors
+        before = self.catalog.generation()
         with self._writer():
             self._write_pipelined(library, articles, report, claimed, progress, max_sentences)
-        if report.added or report.updated:
+        # New, changed, or finished after a crash (then the report may say "unchanged").
+        if self.catalog.generation() != before:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
             self.lexical.refresh()  # the ingest pays for BM25, not the next question

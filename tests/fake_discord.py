@@ -95,9 +95,9 @@ def embed_texts(payload: dict[str, Any]) -> list[str]:
     return out
 
 
-def masked_links(text: str) -> list[str]:
-    """The masked links [label](http...) Discord would render in ``text``: brackets that no
-    backslash escapes, the label's closing one followed by an http(s) target."""
+def masked_links(text: str) -> list[tuple[str, str]]:
+    """(label, target) of the masked links [label](http...) Discord would render in ``text``:
+    brackets that no backslash escapes, the label's closing one followed by an http(s) URL."""
     out, opened, i = [], None, 0
     while i < len(text):
         c = text[i]
@@ -106,8 +106,9 @@ def masked_links(text: str) -> list[str]:
             continue
         if c == "[":
             opened = i
-        elif c == "]" and opened is not None and re.match(r"\(\s*<?https?://", text[i + 1:]):
-            out.append(text[opened : i + 1])
+        elif c == "]" and opened is not None and (
+                m := re.match(r"\(\s*<?(https?://[^\s)>]+)", text[i + 1:])):
+            out.append((text[opened + 1 : i], m.group(1)))
             opened = None
         i += 1
     return out

@@ -379,7 +379,10 @@ async def test_planted_links_and_a_hostile_title_are_inert(discord_env):
     payloads = [answer, click.callback["data"], found.callback["data"], shown.callback["data"]]
     texts = [t for payload in payloads for t in embed_texts(payload)]
     assert any("phish.example/login" in t for t in texts)  # shown, but as plain text
-    assert [t for t in texts if masked_links(t)] == []
+    # The only live links are the bot's own: titles linked to their articles' URLs.
+    targets = {url for t in texts for _, url in masked_links(t)}
+    assert not {t for t in targets if "evil.example" in t or "phish.example" in t}, targets
+    assert "https://news.example/port" in targets
     assert not any("@everyone" in t for t in texts)
     # Ids in code spans are verbatim, so they can be pasted into /article.
     assert "`port_notice_2023`" in found.callback["data"]["embeds"][0]["description"]

@@ -170,9 +170,9 @@ def test_a_write_budget_stops_a_run_and_reports_the_rest(make_bot):
     from retrieval.ingest import iter_articles
 
     nb = make_bot()
-    report = nb.ingest_articles(iter_articles([SAMPLES]), max_sentences=60)
-    assert 0 < report.added < 8 and report.sentences <= 60
-    assert report.failed and all("reached its budget of 60 sentences" in f.reason
+    report = nb.ingest_articles(iter_articles([SAMPLES]), max_sentences=20)
+    assert 0 < report.added < 8 and report.sentences <= 20
+    assert report.failed and all("reached its budget of 20 sentences" in f.reason
                                  for f in report.failed)
     assert nb.ingest([SAMPLES]).added == len(report.failed)  # the rest, in another run
 
