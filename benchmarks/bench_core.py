@@ -90,6 +90,35 @@ def bench_ingest(n_articles: int, repeats: int, precisions: list[str]) -> None:
     print("  (overhead: full ingest time over raw encode time, target <= 25%; vs fp32: ingest "
           "rate over the first row's; cosines to the first row's vectors; unpipelined: one "
           "batch, split in this process)")
+    bf16_reference(sentences, repeats, ref)
+
+
+def bf16_reference(sentences: list[str], repeats: int, ref) -> None:
+    """Raw bf16 encoding with sentence-transformers, where the CPU computes bf16 natively: not
+    an embedding precision newsbot offers (docs/precision.md), measured so that the choice
+    stays checked on each kind of CPU."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.embed import default_model_path
+    from retrieval.precision import cpu_bf16
+
+    if not cpu_bf16():
+        print("bf16 reference: this CPU has no native bf16 (AMX or avx512_bf16); skipped")
+        return
+    model = SentenceTransformer(default_model_path(), device="cpu",
+                                model_kwargs={"dtype": torch.bfloat16})
+    model.encode(sentences[:64], batch_size=64)  # warm up
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        vecs = model.encode(sentences, batch_size=64, convert_to_numpy=True).astype(np.float32)
+        runs.append(time.perf_counter() - t)
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    cos = (vecs * ref).sum(axis=1)
+    print(f"bf16 reference (torch, not offered): raw encode {len(sentences) / median(runs):.1f} "
+          f"sentences/s, cosine to the first row median {np.median(cos):.4f}")
 
 
 class InstantEmbedder:

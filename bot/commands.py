@@ -23,6 +23,7 @@ from bot.present import (
     article_embed,
     check_embed,
     check_message,
+    code,
     cut,
     escape,
 )
@@ -44,20 +45,28 @@ TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/
               "application/xhtml+xml")
 
 
-def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
-    seconds = interaction.client.settings.cooldown_s
-    return app_commands.Cooldown(1, seconds) if seconds > 0 else None
+def _cooldown(interaction: discord.Interaction) -> bool:
+    """One cooldown per user for everything that searches: /ask, "Check against the news"
+    and follow-ups by mention share it."""
+    bot = interaction.client
+    left = bot.cooldown_left(interaction.user.id)
+    if left > 0:
+        raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, bot.settings.cooldown_s),
+                                             left)
+    return True
 
 
 def _require_admin(interaction: discord.Interaction,
                    what: str = "change this server's articles") -> None:
+    """Manage Server, or the role whose id NEWSBOT_ADMIN_ROLE names: never a role's name,
+    which anyone with Manage Roles can give a role of their own."""
     role = interaction.client.settings.admin_role
     user = interaction.user
     if interaction.permissions.manage_guild:
         return
-    if role and isinstance(user, discord.Member) and any(r.name == role for r in user.roles):
+    if role and isinstance(user, discord.Member) and any(r.id == int(role) for r in user.roles):
         return
-    who = "members with Manage Server" + (f" or the {role} role" if role else "")
+    who = "members with Manage Server" + (f" or the <@&{role}> role" if role else "")
     raise NotAdmin(f"Only {who} can {what}.")
 
 
@@ -69,6 +78,7 @@ class NewsCommands(commands.Cog):
         # here and add it to the tree (removed again when the cog unloads).
         self.check_menu = app_commands.ContextMenu(name="Check against the news",
                                                    callback=self.check_news)
+        self.check_menu.add_check(_cooldown)  # /ask's cooldown: a check searches as much
         self.bot.tree.add_command(self.check_menu)
 
     async def cog_unload(self) -> None:
@@ -97,7 +107,7 @@ class NewsCommands(commands.Cog):
         source="Only articles from this source",
         since="Only articles published on or after this date (YYYY-MM-DD)",
     )
-    @app_commands.checks.dynamic_cooldown(_cooldown)
+    @app_commands.check(_cooldown)
     async def ask(self, interaction: discord.Interaction,
                   question: app_commands.Range[str, 1, 1000], source: str | None = None,
                   since: str | None = None) -> None:
@@ -232,7 +242,7 @@ class NewsCommands(commands.Cog):
         library = await self.bot.read(self.core.catalog.find, id, libraries)
         loaded = library and await self.bot.read(self.core.catalog.load, library, id)
         if not loaded:
-            raise NewsbotError(f"No article with id `{escape(cut(id, 100))}` here; "
+            raise NewsbotError(f"No article with id {code(cut(id, 100))} here; "
                                "`/sources` lists them.")
         await interaction.response.send_message(embed=article_embed(*loaded, library),
                                                 allowed_mentions=NONE)
@@ -266,7 +276,9 @@ class NewsCommands(commands.Cog):
                 # Never private addresses from Discord, whatever the operator allows the CLI.
                 article = await self.bot.fetch(self.core.fetch_article, url, False)
             async with self.bot.write_slot(interaction.guild_id):
-                report = await self.bot.write(self.core.ingest_articles, [article], library)
+                report = await self.bot.write(self.core.ingest_articles, [article], library,
+                                              max_sentences=self.bot.settings
+                                              .server_write_sentences)
             await interaction.followup.send(
                 f"Ingested into this server's library:\n```\n{cut(report.summary(), 1900)}\n```",
                 ephemeral=True, allowed_mentions=NONE)
@@ -275,10 +287,10 @@ class NewsCommands(commands.Cog):
         suffix = Path(file.filename).suffix.lower()
         # Size and type are checked before a single byte is downloaded.
         if suffix not in UPLOAD_SUFFIXES:
-            raise NewsbotError(f"`{escape(cut(file.filename, 80))}` is not a supported type; "
+            raise NewsbotError(f"{code(cut(file.filename, 80))} is not a supported type; "
                                f"send one of {', '.join(sorted(UPLOAD_SUFFIXES))}.")
         if file.content_type and not file.content_type.startswith(TEXT_TYPES):
-            raise NewsbotError(f"`{escape(cut(file.filename, 80))}` is "
+            raise NewsbotError(f"{code(cut(file.filename, 80))} is "
                                f"{escape(file.content_type)}, not text.")
         if file.size > limit:
             raise NewsbotError(f"The file is {file.size:,} bytes; the limit is {limit:,}.")
@@ -291,9 +303,10 @@ class NewsCommands(commands.Cog):
                 path = Path(tmp) / f"{slug(Path(file.filename).stem)}{suffix}"
                 path.write_bytes(data[:limit])
                 items = await self.bot.parse(lambda: list(iter_articles([path])))
-            report = await self.bot.write(self.core.ingest_articles, items, library)
+            report = await self.bot.write(self.core.ingest_articles, items, library,
+                                          max_sentences=self.bot.settings.server_write_sentences)
         summary = report.summary().replace(str(path), file.filename)
-        await interaction.followup.send(f"Ingested `{escape(cut(file.filename, 80))}` into "
+        await interaction.followup.send(f"Ingested {code(cut(file.filename, 80))} into "
                                         f"this server's library:\n"
                                         f"```\n{cut(summary, 1900)}\n```", ephemeral=True,
                                         allowed_mentions=NONE)
@@ -404,8 +417,8 @@ class NewsCommands(commands.Cog):
             removed = await self.bot.write(self.core.remove, id,
                                            guild_library(interaction.guild_id))
         if not removed:
-            raise NewsbotError(f"This server's library has no article `{escape(cut(id, 100))}`.")
-        await interaction.followup.send(f"Removed `{escape(cut(id, 100))}`.", ephemeral=True)
+            raise NewsbotError(f"This server's library has no article {code(cut(id, 100))}.")
+        await interaction.followup.send(f"Removed {code(cut(id, 100))}.", ephemeral=True)
 
     @app_commands.command()
     async def stats(self, interaction: discord.Interaction) -> None:

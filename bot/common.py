@@ -174,16 +174,23 @@ class BaseBot(commands.Bot):
         finally:
             self._fetching.discard(guild_id)
 
+    def cooldown_left(self, user_id: int) -> float:
+        """Seconds until the user may search again (/ask, a claim check, a follow-up by
+        mention: one cooldown for all), or 0, which also starts their next cooldown."""
+        every = self.settings.cooldown_s
+        now, last = time.monotonic(), self._mentioned.get(user_id)
+        if every <= 0:
+            return 0.0
+        if last is not None and now - last < every:
+            return every - (now - last)
+        if len(self._mentioned) > 10_000:  # forget those whose cooldown is long over
+            self._mentioned = {u: t for u, t in self._mentioned.items() if now - t < every}
+        self._mentioned[user_id] = now
+        return 0.0
+
     def mention_cooldown(self, user_id: int) -> bool:
         """The /ask cooldown, for follow-ups asked by mention: True when the user may ask."""
-        now, last = time.monotonic(), self._mentioned.get(user_id)
-        if last is not None and now - last < self.settings.cooldown_s:
-            return False
-        if len(self._mentioned) > 10_000:  # forget those whose cooldown is long over
-            self._mentioned = {u: t for u, t in self._mentioned.items()
-                               if now - t < self.settings.cooldown_s}
-        self._mentioned[user_id] = now
-        return True
+        return self.cooldown_left(user_id) <= 0
 
     def latency_summary(self) -> str:
         xs = sorted(self.answer_ms)

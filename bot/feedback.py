@@ -1,4 +1,5 @@
-"""👍/👎 feedback on answers, in SQLite in the data dir; user ids stored only as keyed hashes."""
+"""👍/👎 feedback on answers, in SQLite in the data dir; user ids stored only as keyed hashes,
+the key in a file of its own (mode 0600), so the database alone can't map them back."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -20,8 +22,20 @@ CREATE TABLE IF NOT EXISTS feedback (
     user_hash TEXT NOT NULL, guild_id TEXT, question TEXT NOT NULL, answer TEXT NOT NULL,
     abstained INTEGER NOT NULL, citations TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS secret (k INTEGER PRIMARY KEY CHECK (k = 1), salt TEXT NOT NULL);
 """
+
+
+def _key(path: Path, legacy: str | None) -> bytes:
+    """The hashing key from ``path``, made (mode 0600) on first use: from the key a store
+    written before kept in its own database (so its hashes stay comparable), else new."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)  # the key is as secret as the ids it hides
+        return path.read_text("ascii").strip().encode()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(legacy or secrets.token_hex(32))
+    return path.read_text("ascii").strip().encode()
 
 
 class FeedbackStore:
@@ -30,11 +44,18 @@ class FeedbackStore:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.executescript(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO secret VALUES (1, ?)", (secrets.token_hex(16),))
-        self._salt = self.db.execute("SELECT salt FROM secret").fetchone()[0].encode()
+        legacy = None
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='secret'").fetchone():
+            row = self.db.execute("SELECT salt FROM secret").fetchone()
+            legacy = row[0] if row else None
+        self._salt = _key(path.with_name(path.stem + ".key"), legacy)
+        if legacy is not None:  # moved to the key file: the database no longer holds it
+            self.db.execute("DROP TABLE secret")
+            self.db.execute("VACUUM")
 
     def user_hash(self, user_id: int) -> str:
-        # Keyed, so a leaked file can't be matched against public Discord ids.
+        # Keyed, with the key outside this database: a leaked feedback.sqlite3 can't be
+        # matched against public Discord ids.
         return hmac.new(self._salt, str(user_id).encode(), hashlib.sha256).hexdigest()[:24]
 
     def record(self, answer: Answer, vote: int, user_id: int, guild_id: int | None) -> None:

@@ -63,8 +63,46 @@ def cut(text: str, limit: int) -> str:
     return out.rstrip() + ELLIPSIS
 
 
-def escape(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+# Every character that starts Markdown somewhere in a message or an embed. discord.py's own
+# escape_markdown matches a masked link greedily ([.+]\(.+\)), so only the first of two links
+# in one string was escaped; here every bracket is, so no [text](url) can survive.
+_SPECIAL = re.compile(r"[\\*_~|`\[\]<>#]")
+# Plain URLs stay as they are (escapes would break them); they are shown in full, so they hide
+# nothing. No brackets or parentheses in them: a URL can't carry a masked link along.
+_URL = re.compile(r"https?://[^\s<>\[\]()`|*~\\]+")
+# Lists and -# subtext at a line's start; a backslash goes before the punctuation ("1\\.").
+_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+.])(?=\s)", re.MULTILINE)
+# The answer's own citation markers, kept readable; never where a link target could follow.
+_MARKER = re.compile(r"\\\[(\d{1,2})\\\](?!\()")
+
+
+def escape(text: str, *, markdown: bool = True, markers: bool = False) -> str:
+    """The one escape for every string from articles or users that Discord shows: all
+    Markdown (every masked link, bold, headings, quotes, lists, spoilers, code) made inert, and
+    mentions broken. ``markdown=False`` is for footers, which Discord shows as plain text (an
+    escape there would show its backslashes); ``markers`` keeps [n] citation markers as they
+    are."""
+    if markdown:
+        out, at = [], 0
+        for m in _URL.finditer(text):
+            out += [_SPECIAL.sub(r"\\\g<0>", text[at:m.start()]), m.group()]
+            at = m.end()
+        out.append(_SPECIAL.sub(r"\\\g<0>", text[at:]))
+        text = _LINE_START.sub(r"\1\\\2", "".join(out))
+        if markers:
+            text = _MARKER.sub(r"[\1]", text)
+    return discord.utils.escape_mentions(text)
+
+
+def code(text: str) -> str:
+    """``text`` (an id, a file name) in a code span, verbatim so that it can be copied: nothing
+    is escaped inside one."""
+    text = " ".join(text.split())
+    if "`" not in text:
+        return f"`{text}`"
+    if "``" not in text and not text.endswith("`"):
+        return f"`` {text} ``"
+    return escape(text)
 
 
 def when(published: str) -> str:
@@ -89,7 +127,7 @@ def byline(title: str, source: str, published: str, url: str, limit: int) -> str
 
 
 def citation_field(c: Citation, limit: int = FIELD_VALUE_MAX) -> tuple[str, str]:
-    name = cut(f"[{c.n}] {c.title}", FIELD_NAME_MAX)
+    name = cut(f"[{c.n}] {escape(c.title)}", FIELD_NAME_MAX)
     source = byline(c.title, c.source, c.published, c.url, min(400, limit // 2))
     if c.reported_by:  # one copy of a reprinted wire story is cited
         source = cut(f"{source} \u00b7 {c.reported_by}", min(460, limit // 2 + 60))
@@ -110,7 +148,8 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
     footer = cut(footer, 200)
     short = f"**{cut(escape(answer.short_answer.text), 200)}**\n\n" if answer.short_answer else ""
     e = discord.Embed(title=cut(escape(answer.question), TITLE_MAX),
-                      description=short + cut(escape(answer.answer), 1500), colour=ANSWER_COLOUR)
+                      description=short + cut(escape(answer.answer, markers=True), 1500),
+                      colour=ANSWER_COLOUR)
     budget = EMBED_TOTAL_MAX - embed_size(e) - ulen(footer) - 16
     for c in answer.citations[:FIELDS_MAX]:
         per = min(FIELD_VALUE_MAX, budget - FIELD_NAME_MAX)
@@ -123,7 +162,7 @@ def answer_embed(answer: Answer, footer: str = "") -> discord.Embed:
     if shown < len(answer.citations):
         footer = f"{footer} \u00b7 {len(answer.citations) - shown} more citations not shown"
     if footer:
-        e.set_footer(text=cut(footer.strip(" \u00b7"), FOOTER_MAX))
+        e.set_footer(text=cut(escape(footer.strip(" \u00b7"), markdown=False), FOOTER_MAX))
     return e
 
 
@@ -176,7 +215,7 @@ def abstain_embed(answer: Answer) -> discord.Embed:
         description=cut(escape(answer.answer), 1500)
         + "\n\nUse `/sources` to see which articles are stored.",
         colour=ABSTAIN_COLOUR,
-    ).set_footer(text=cut(answer.question, 200))
+    ).set_footer(text=cut(escape(answer.question, markdown=False), 200))
 
 
 def _bold_cited(p: Passage, citations: Sequence[Citation], room: int) -> str:
@@ -224,7 +263,7 @@ def passage_embeds(answer: Answer) -> list[discord.Embed]:
     per = (EMBED_TOTAL_MAX - 100) // len(passages)
     embeds = []
     for i, p in enumerate(passages, 1):
-        title = cut(f"{i}. {p.title}", min(TITLE_MAX, per // 4))
+        title = cut(f"{i}. {escape(p.title)}", min(TITLE_MAX, per // 4))
         byl = byline(p.title, p.source, p.published, p.url, min(300, per // 3))
         room = min(DESCRIPTION_MAX, per - ulen(title) - ulen(byl) - 4)
         body = _bold_cited(p, answer.citations, room)
@@ -236,7 +275,7 @@ def sources_embed(rows: Sequence[StoredArticle], page: int, pages: int, total: i
                   query: str = "") -> discord.Embed:
     title = f"Stored articles matching \u201c{cut(query, 60)}\u201d" if query else "Stored articles"
     e = discord.Embed(title=escape(title), colour=ANSWER_COLOUR)
-    lines = [f"`{escape(r.id)}` \u00b7 {byline(r.title, r.source, r.published, r.url, 300)}"
+    lines = [f"{code(r.id)} \u00b7 {byline(r.title, r.source, r.published, r.url, 300)}"
              for r in rows]
     e.description = cut("\n".join(lines) or "No articles stored yet.", DESCRIPTION_MAX)
     e.set_footer(text=f"Page {page + 1} of {max(pages, 1)} \u00b7 {total} articles \u00b7 "
@@ -253,7 +292,7 @@ def article_embed(article, sentences, library: str, lead: int = 3) -> discord.Em
                         ("Published", when(article.published_iso)),
                         ("Place", escape(article.place)),
                         ("Sentences", str(len(sentences))),
-                        ("ID", f"`{escape(article.id)}`"), ("Library", library)):
+                        ("ID", code(article.id)), ("Library", escape(library))):
         if value:
             e.add_field(name=name, value=cut(value, FIELD_VALUE_MAX), inline=True)
     return e

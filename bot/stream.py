@@ -50,7 +50,7 @@ class Streamer:
                 return
             text = self.latest
             if text and text != self.shown:
-                content = cut(escape(text), CONTENT_MAX - len(TYPING)) + TYPING
+                content = cut(escape(text, markers=True), CONTENT_MAX - len(TYPING)) + TYPING
                 with contextlib.suppress(discord.HTTPException):
                     await self.interaction.edit_original_response(content=content,
                                                                   allowed_mentions=NONE)

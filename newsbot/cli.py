@@ -182,6 +182,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    nb = _service(args)
+    done = nb.repair()
+    print(f"repaired: stored the vectors of {done['articles']} articles again, deleted "
+          f"{done['removed']} vectors of no stored article; the vector store agrees with the "
+          "catalog")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.run import run
     from newsbot.settings import load_settings
@@ -510,6 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", parents=[common, lib], help="delete an article completely")
     s.add_argument("article_id", metavar="ARTICLE_ID")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("repair", parents=[common],
+                       help="store again the vectors a lost or damaged vector store lacks")
+    s.set_defaults(func=cmd_repair)
 
     s = sub.add_parser("eval", parents=[common, lib],
                        help="measure answer quality on a question set")

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     chunk_sentences: int = Field(5, ge=1, le=50)
     chunk_overlap: int = Field(2, ge=0, le=49)
     max_sentence_chars: int = Field(600, ge=80, le=10_000)
+    # Per article: past these only the first sentences are searchable (one report line), so
+    # one article can't hold the writer for long (5,000 sentences: ~20 s of CPU encoding).
+    max_article_sentences: int = Field(5_000, ge=1, le=1_000_000)
+    max_article_chunks: int = Field(2_000, ge=1, le=1_000_000)
 
     # -- answering
     top_k: int = Field(8, ge=1, le=50)  # passages whose sentences are candidates
@@ -88,6 +92,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0, le=600)  # the whole answer, streaming included
     llm_max_tokens: int = Field(400, ge=16, le=8192)
     llm_evidence: int = Field(8, ge=1, le=30)  # candidate sentences the model may cite
+    # A longer reply is cut off (the request cancelled) and the extractive answer is given;
+    # only the first llm_max_claims sentences of a reply are verified, the rest removed.
+    llm_max_reply_chars: int = Field(4000, ge=200, le=200_000)
+    llm_max_claims: int = Field(10, ge=1, le=100)
     # A claim is kept when its cited sentences hold its names and numbers, and its similarity
     # and content-word overlap with them reach these (calibrated: docs/eval/verification.md).
     verify_min_similarity: float = Field(0.55, ge=0.0, le=1.0)
@@ -126,9 +134,15 @@ class Settings(BaseSettings):
     discord_gateway_url: str = Field(
         "", validation_alias=AliasChoices("DISCORD_GATEWAY_URL", "discord_gateway_url"))
     sharded: bool = False  # run as discord.py's AutoShardedClient (large bots)
-    admin_role: str = ""  # members with this role may /ingest and /remove, besides Manage Server
+    # The id of a role whose members may /ingest and /remove, besides Manage Server. An id,
+    # never a name: anyone with Manage Roles can make a role of any name.
+    admin_role: str = ""
     cooldown_s: float = Field(5.0, ge=0, le=3600)  # per user, between two /ask
     max_upload_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)  # /ingest attachments
+    # Sentences one /ingest may embed (a per-server write budget: the writer is shared by all
+    # servers, and 20,000 sentences take ~1.5 min of CPU encoding); past it, the rest of the
+    # upload is reported, not stored.
+    server_write_sentences: int = Field(20_000, ge=1, le=10_000_000)
 
     @property
     def guild_ids(self) -> list[int]:
@@ -139,6 +153,15 @@ class Settings(BaseSettings):
     def _guilds(cls, v: str) -> str:
         if any(not g.isdigit() for g in v.replace(" ", "").split(",") if g):
             raise ValueError("must be comma-separated numeric guild ids")
+        return v
+
+    @field_validator("admin_role")
+    @classmethod
+    def _admin_role(cls, v: str) -> str:
+        v = v.strip()
+        if v and not (v.isdigit() and len(v) <= 20):
+            raise ValueError("must be a role's numeric id (Server Settings, Roles, Copy Role "
+                             "ID), not its name: anyone with Manage Roles can name a role")
         return v
 
     @field_validator("library")

@@ -3,7 +3,10 @@
 Chroma holds vectors; the catalog holds the truth about which articles are complete. An article is
 written here as ``pending`` before its vectors go to Chroma and flipped to ``ready`` after, each
 step one transaction per batch, so a crash midway never leaves a half-visible article, and the
-next ingest finishes what was left. Reading it needs no ML stack (``show``, ``sources``).
+next ingest finishes what was left. A new version of a stored article is staged beside the old
+one (``staged_*`` tables) and swapped in by the transaction that makes it ready, so the old
+version stays visible and answerable until then, a crash included. Reading it needs no ML stack
+(``show``, ``sources``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ CREATE TABLE IF NOT EXISTS articles (
     PRIMARY KEY (library, id)
 );
 CREATE INDEX IF NOT EXISTS articles_url ON articles (library, url);
+-- Covers the per-library chunk counts that opening the vector store checks against Chroma, so
+-- that check never reads article texts.
+CREATE INDEX IF NOT EXISTS articles_chunks ON articles (status, library, n_chunks);
 -- Standing questions look for what arrived since their last look (retrieval/follow.py).
 CREATE INDEX IF NOT EXISTS articles_ingested ON articles (ingested_at);
 CREATE TABLE IF NOT EXISTS sentences (
@@ -47,6 +53,36 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (library, article_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- A new version of a ready article waits here, with its sentences and chunks, while its vectors
+-- are stored; mark_ready swaps it in. Same columns as articles, sentences and chunks.
+CREATE TABLE IF NOT EXISTS staged_articles (
+    library TEXT NOT NULL, id TEXT NOT NULL,
+    title TEXT NOT NULL, source TEXT NOT NULL, source_key TEXT NOT NULL,
+    published TEXT NOT NULL, url TEXT NOT NULL, place TEXT NOT NULL, authors TEXT NOT NULL,
+    text TEXT NOT NULL, body_start INTEGER NOT NULL, hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status = 'pending'),
+    n_sentences INTEGER NOT NULL, n_chunks INTEGER NOT NULL,
+    origin TEXT NOT NULL, ingested_at TEXT NOT NULL,
+    PRIMARY KEY (library, id)
+);
+CREATE TABLE IF NOT EXISTS staged_sentences (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL,
+    PRIMARY KEY (library, article_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged_chunks (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    terms BLOB,
+    PRIMARY KEY (library, article_id, idx)
+) WITHOUT ROWID;
+-- Vector-store work left after a catalog commit: the chunk vectors of (library, article_id)
+-- whose hash is not ``keep`` ('' = all of them) are to be deleted. Written in the transaction
+-- that made them stale, so a crash before the delete leaves the task for the next writer.
+CREATE TABLE IF NOT EXISTS stale_vectors (
+    library TEXT NOT NULL, article_id TEXT NOT NULL, keep TEXT NOT NULL,
+    PRIMARY KEY (library, article_id)
+) WITHOUT ROWID;
 -- BM25's vocabulary: ids only grow, so a chunk's stored term ids (chunks.terms) stay valid and
 -- a BM25 rebuild never tokenizes again.
 CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
@@ -188,33 +224,64 @@ class Catalog:
         library: str,
         items: Iterable[tuple[Article, list[Sentence], list[Chunk]]],
     ) -> None:
-        """Record a batch as pending, with its sentences and chunks, in one transaction."""
+        """Record a batch as pending, with its sentences and chunks, in one transaction. An
+        article with a ready version is staged beside it: the old version stays visible (and
+        its rows and vectors untouched) until ``mark_ready`` swaps the new one in."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self.transaction() as db, self._vocabulary(db):
             for a, sentences, chunks in items:
-                db.execute("DELETE FROM sentences WHERE library=? AND article_id=?",
-                           (library, a.id))
-                db.execute("DELETE FROM chunks WHERE library=? AND article_id=?", (library, a.id))
-                db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
-                           (library, a.id))
+                row = db.execute("SELECT status FROM articles WHERE library=? AND id=?",
+                                 (library, a.id)).fetchone()
+                staged = row is not None and row[0] == "ready"
+                prefix = "staged_" if staged else ""
+                self._drop_staged(db, library, a.id)
+                if not staged:  # a leftover pending row: nothing of it is visible
+                    self._delete_rows(db, library, [a.id])
                 db.execute(
-                    "INSERT OR REPLACE INTO articles VALUES "
+                    f"INSERT INTO {prefix}articles VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?)",
                     (library, a.id, a.title, a.source, source_key(a.source), a.published_iso,
                      a.url, a.place, json.dumps(a.authors, ensure_ascii=False), a.text,
                      a.body_start, a.content_hash(), len(sentences), len(chunks), a.origin, now),
                 )
                 db.executemany(
-                    "INSERT INTO sentences VALUES (?,?,?,?,?)",
+                    f"INSERT INTO {prefix}sentences VALUES (?,?,?,?,?)",
                     [(library, a.id, s.index, s.start, s.end) for s in sentences],
                 )
                 db.executemany(
-                    "INSERT INTO chunks (library, article_id, idx, start, end, first, last, "
-                    "terms) VALUES (?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO {prefix}chunks (library, article_id, idx, start, end, first, "
+                    "last, terms) VALUES (?,?,?,?,?,?,?,?)",
                     [(library, a.id, c.index, c.start, c.end, c.first_sentence, c.last_sentence,
                       self._chunk_terms(db, a.text[c.start:c.end])) for c in chunks],
                 )
             self._bump(db)
+
+    @staticmethod
+    def _drop_staged(db: sqlite3.Connection, library: str, article_id: str) -> None:
+        for table, col in (("staged_sentences", "article_id"), ("staged_chunks", "article_id"),
+                           ("staged_articles", "id")):
+            db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, article_id))
+
+    @staticmethod
+    def _swap_in(db: sqlite3.Connection, library: str, article_id: str) -> bool:
+        """Replace a ready article by its staged version (inside the caller's transaction);
+        False when none is staged."""
+        key = (library, article_id)
+        if db.execute("SELECT 1 FROM staged_articles WHERE library=? AND id=?",
+                      key).fetchone() is None:
+            return False
+        Catalog._delete_rows(db, library, [article_id], vectors=False)
+        db.execute("INSERT INTO articles SELECT library, id, title, source, source_key, "
+                   "published, url, place, authors, text, body_start, hash, 'pending', "
+                   "n_sentences, n_chunks, origin, ingested_at FROM staged_articles "
+                   "WHERE library=? AND id=?", key)
+        db.execute("INSERT INTO sentences SELECT * FROM staged_sentences WHERE library=? AND "
+                   "article_id=?", key)
+        db.execute("INSERT INTO chunks (library, article_id, idx, start, end, first, last, "
+                   "terms) SELECT library, article_id, idx, start, end, first, last, terms "
+                   "FROM staged_chunks WHERE library=? AND article_id=?", key)
+        Catalog._drop_staged(db, library, article_id)
+        return True
 
     @contextmanager
     def _vocabulary(self, db: sqlite3.Connection) -> Iterator[None]:
@@ -275,11 +342,22 @@ class Catalog:
     def mark_ready(self, library: str, ids: Iterable[str],
                    sentence_vectors: dict[str, np.ndarray] | None = None,
                    replaced: Iterable[str] = ()) -> None:
-        """Make articles visible, storing their sentence vectors in the same transaction. The
-        articles they replace (same URL, other id) go in that same transaction: a replace is
-        atomic, and a new version that fails before this leaves the old one untouched."""
+        """Make articles visible, storing their sentence vectors in the same transaction. A
+        staged new version replaces the old one here, and the articles they replace (same
+        URL, other id) go in this same transaction: a replace is atomic, and a new version
+        that fails before this leaves the old one untouched. The vectors this leaves stale
+        are noted in ``stale_vectors`` for the caller (or the next writer) to delete."""
+        ids = list(ids)
+        replaced = list(replaced)
         with self.transaction() as db:
             self._delete_rows(db, library, replaced)
+            stale = [(library, i, "") for i in replaced]
+            for aid in ids:
+                if self._swap_in(db, library, aid):
+                    new_hash = db.execute("SELECT hash FROM articles WHERE library=? AND id=?",
+                                          (library, aid)).fetchone()[0]
+                    stale.append((library, aid, new_hash))
+            db.executemany("INSERT OR REPLACE INTO stale_vectors VALUES (?,?,?)", stale)
             for aid, vecs in (sentence_vectors or {}).items():
                 db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
                            (library, aid))
@@ -289,6 +367,24 @@ class Catalog:
             db.executemany("UPDATE articles SET status='ready' WHERE library=? AND id=?",
                            [(library, i) for i in ids])
             self._bump(db)
+
+    def stale_vectors(self) -> list[tuple[str, str, str]]:
+        """(library, article id, hash to keep or '') of vector deletes still to do."""
+        return self.db.execute("SELECT library, article_id, keep FROM stale_vectors "
+                               "ORDER BY library, article_id").fetchall()
+
+    def stale_done(self, library: str, article_id: str, keep: str) -> None:
+        self.db.execute("DELETE FROM stale_vectors WHERE library=? AND article_id=? AND keep=?",
+                        (library, article_id, keep))
+
+    def put_sentence_vectors(self, library: str, article_id: str, vecs: np.ndarray) -> None:
+        """Store (or restore) one article's sentence vectors."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM sentence_vectors WHERE library=? AND article_id=?",
+                       (library, article_id))
+            db.executemany("INSERT INTO sentence_vectors VALUES (?,?,?,?)",
+                           [(library, article_id, i, v.astype(np.float16).tobytes())
+                            for i, v in enumerate(vecs)])
 
     def sentence_vectors(
         self, keys: Iterable[tuple[str, str, int]]
@@ -312,10 +408,11 @@ class Catalog:
 
     def ingested_since(self, since: str) -> list[tuple[str, str, str, str, str]]:
         """(library, id, hash, ingested_at, status) of articles written at or after ``since``
-        (an ISO time; pending ones too, so a caller can wait for them)."""
+        (an ISO time; pending and staged ones too, so a caller can wait for them)."""
         return self.db.execute("SELECT library, id, hash, ingested_at, status FROM articles "
-                               "WHERE ingested_at >= ? ORDER BY ingested_at, library, id",
-                               (since,)).fetchall()
+                               "WHERE ingested_at >= ? UNION ALL SELECT library, id, hash, "
+                               "ingested_at, status FROM staged_articles WHERE ingested_at >= ? "
+                               "ORDER BY 4, 1, 2", (since, since)).fetchall()
 
     def count_sentence_vectors(self, library: str | None = None,
                                article_id: str | None = None) -> int:
@@ -335,14 +432,19 @@ class Catalog:
 
     def delete(self, library: str, ids: Iterable[str]) -> None:
         with self.transaction() as db:
-            self._delete_rows(db, library, ids)
+            for i in ids:
+                self._delete_rows(db, library, [i])
+                self._drop_staged(db, library, i)
             self._bump(db)
 
     @staticmethod
-    def _delete_rows(db: sqlite3.Connection, library: str, ids: Iterable[str]) -> None:
+    def _delete_rows(db: sqlite3.Connection, library: str, ids: Iterable[str],
+                     vectors: bool = True) -> None:
+        tables = [("sentences", "article_id"), ("chunks", "article_id"), ("articles", "id")]
+        if vectors:
+            tables.insert(0, ("sentence_vectors", "article_id"))
         for i in ids:
-            for table, col in (("sentences", "article_id"), ("chunks", "article_id"),
-                               ("sentence_vectors", "article_id"), ("articles", "id")):
+            for table, col in tables:
                 db.execute(f"DELETE FROM {table} WHERE library=? AND {col}=?", (library, i))
 
     def others_with_url(self, library: str, url: str, article_id: str) -> list[str]:
@@ -359,16 +461,21 @@ class Catalog:
         return row[0] if row else ""
 
     def unfinished(self) -> list[tuple[str, str, str]]:
-        """(library, id, status) of articles a crash left pending or half-removed."""
+        """(library, id, status) of articles a crash left pending, staged (a new version of a
+        ready article) or half-removed."""
         return self.db.execute(
-            "SELECT library, id, status FROM articles WHERE status!='ready' ORDER BY library, id"
+            "SELECT library, id, status FROM articles WHERE status!='ready' UNION ALL "
+            "SELECT library, id, 'staged' FROM staged_articles ORDER BY 1, 2"
         ).fetchall()
 
     # -- reading
-    def load(self, library: str, article_id: str) -> tuple[Article, list[Sentence]] | None:
+    def load(self, library: str, article_id: str,
+             staged: bool = False) -> tuple[Article, list[Sentence]] | None:
+        """An article and its sentences (``staged``: its staged new version)."""
+        prefix = "staged_" if staged else ""
         row = self.db.execute(
             "SELECT id, title, text, source, published, url, place, authors, origin, body_start "
-            "FROM articles WHERE library=? AND id=?", (library, article_id)
+            f"FROM {prefix}articles WHERE library=? AND id=?", (library, article_id)
         ).fetchone()
         if not row:
             return None
@@ -378,18 +485,19 @@ class Catalog:
         sentences = [
             Sentence(article_id, i, s, e, a.text[s:e])
             for i, s, e in self.db.execute(
-                "SELECT idx, start, end FROM sentences WHERE library=? AND article_id=? "
-                "ORDER BY idx", (library, article_id))
+                f"SELECT idx, start, end FROM {prefix}sentences WHERE library=? AND "
+                "article_id=? ORDER BY idx", (library, article_id))
         ]
         return a, sentences
 
-    def chunks_of(self, library: str, article_id: str) -> list[Chunk]:
-        text = self.db.execute("SELECT text FROM articles WHERE library=? AND id=?",
+    def chunks_of(self, library: str, article_id: str, staged: bool = False) -> list[Chunk]:
+        prefix = "staged_" if staged else ""
+        text = self.db.execute(f"SELECT text FROM {prefix}articles WHERE library=? AND id=?",
                                (library, article_id)).fetchone()[0]
         return [
             Chunk(article_id, i, s, e, f, la, text[s:e])
             for i, s, e, f, la in self.db.execute(
-                "SELECT idx, start, end, first, last FROM chunks WHERE library=? AND "
+                f"SELECT idx, start, end, first, last FROM {prefix}chunks WHERE library=? AND "
                 "article_id=? ORDER BY idx", (library, article_id))
         ]
 
@@ -509,12 +617,21 @@ class Catalog:
         out = {}
         for lib, aid, idx in keys:
             row = self.db.execute(
-                "SELECT substr(a.text, s.start + 1, s.end - s.start) FROM sentences s JOIN "
-                "articles a ON a.library=s.library AND a.id=s.article_id WHERE s.library=? AND "
-                "s.article_id=? AND s.idx=?", (lib, aid, idx)).fetchone()
+                "SELECT substr(a.text, s.start + 1, s.end - s.start), s.start, s.end FROM "
+                "sentences s JOIN articles a ON a.library=s.library AND a.id=s.article_id "
+                "WHERE s.library=? AND s.article_id=? AND s.idx=?", (lib, aid, idx)).fetchone()
             if row:
-                out[(lib, aid, idx)] = row[0]
+                out[(lib, aid, idx)] = self._exact(lib, aid, *row)
         return out
+
+    def _exact(self, library: str, article_id: str, text: str, start: int, end: int) -> str:
+        """``text`` as SQL's substr read it, checked against Python's slice: substr stops at a
+        NUL (none is stored since ingest cleans them, but a store written before may hold
+        one), so a short read is redone from the whole text, and a quote is always exactly
+        article.text[start:end]."""
+        if len(text) == end - start:
+            return text
+        return self.text_of(library, article_id)[start:end]
 
     def text_of(self, library: str, article_id: str) -> str:
         row = self.db.execute("SELECT text FROM articles WHERE library=? AND id=?",
@@ -543,5 +660,23 @@ class Catalog:
                 "WHERE c.library=? AND c.article_id=? AND c.idx=? AND a.status='ready'",
                 (lib, aid, idx)).fetchone()
             if row:
+                row = (*row[:8], self._exact(lib, aid, row[8], row[0], row[1]), row[9])
                 out[(lib, aid, idx)] = row
         return out
+
+    def chunks_by_library(self) -> dict[str, int]:
+        """Chunks of the ready articles of each library (read from an index, no texts)."""
+        return dict(self.db.execute(
+            "SELECT library, SUM(n_chunks) FROM articles WHERE status='ready' GROUP BY library"))
+
+    def ready_chunk_hashes(self, library: str) -> list[tuple[str, str, int]]:
+        """(id, hash, chunks) of each ready article of a library."""
+        return self.db.execute("SELECT id, hash, n_chunks FROM articles WHERE library=? "
+                               "AND status='ready' ORDER BY id", (library,)).fetchall()
+
+    def hashes(self, library: str) -> set[tuple[str, str]]:
+        """(id, hash) of every article version of a library the store may hold vectors of:
+        ready, pending and staged."""
+        return set(self.db.execute(
+            "SELECT id, hash FROM articles WHERE library=? UNION SELECT id, hash FROM "
+            "staged_articles WHERE library=?", (library, library)))

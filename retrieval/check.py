@@ -63,7 +63,8 @@ def check_text(nb: Newsbot, text: str, libraries: list[str]) -> CheckReport:
         raise QuestionError(f"nothing to check: no sentence of {MIN_WORDS} words or more")
     s = nb.settings
     verifier = Verifier(nb.embedder.embed, s.verify_min_similarity, s.verify_min_overlap)
-    verdicts = [judge(c, nb.rank(c, libraries)[:READ], verifier) for c in claims[:MAX_CLAIMS]]
+    verdicts = [judge(c, nb.rank(c, libraries, what="claim")[:READ], verifier)
+                for c in claims[:MAX_CLAIMS]]
     return CheckReport(text, verdicts, max(0, len(claims) - MAX_CLAIMS),
                        {"total_ms": (time.perf_counter() - started) * 1000})
 

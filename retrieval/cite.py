@@ -13,6 +13,7 @@ import numpy as np
 
 from retrieval.catalog import Catalog
 from retrieval.models import Citation, Passage
+from retrieval.planted import reads_as_instruction
 from retrieval.search import freshness
 from retrieval.store import VectorStore
 from retrieval.tokens import TermSet, term_match, tokens, words
@@ -187,6 +188,8 @@ def candidates(passages: list[Passage], catalog: Catalog) -> list[Candidate]:
             # The passage is article.text[p.start:p.end], so the quote is exact without
             # reading the article again.
             quote = p.text[start - p.start : end - p.start]
+            if reads_as_instruction(quote):  # planted for a model: never cited nor support
+                continue
             out.append(Candidate(p.library, p.article_id, idx, start, end, quote, p, rank))
     return out
 

@@ -94,6 +94,19 @@ def shown(path: str | os.PathLike[str]) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+# NUL and lone surrogates (JSON's "\ud800", or bytes a file name could not decode) can't be
+# stored: SQLite's text functions stop at a NUL, and a surrogate can't be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without NULs, its lone surrogates replaced by U+FFFD, so it can be stored and
+    every quote is the exact slice of what was stored."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "article"
 
@@ -221,8 +234,12 @@ def finish(
     origin: str = "",
     year_hint: int | None = None,
 ) -> Article:
-    """Fill what the record lacks from its dateline, and find where the sentences begin."""
-    text = text.strip()
+    """Fill what the record lacks from its dateline, and find where the sentences begin. Every
+    field is cleaned of what can't be stored (``clean_text``) before offsets are found."""
+    text = clean_text(text).strip()
+    title, source, url = clean_text(title), clean_text(source), clean_text(url)
+    article_id, origin = clean_text(article_id), clean_text(origin)
+    authors = [clean_text(a) for a in authors or []]
     if not text:
         raise InputError("no text")
     if len(text) > DEFAULT_LIMITS.max_article_chars:
@@ -376,7 +393,8 @@ def from_record(record: Any, where: str) -> Article:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InputError("record has no 'text'")
-    url, rid = _text_field(record, "url"), _text_field(record, "id")
+    text = clean_text(text)
+    url, rid = clean_text(_text_field(record, "url")), clean_text(_text_field(record, "id"))
     article_id = rid if rid else (
         url_id(url) if url
         else "text-" + hashlib.sha256(text.encode()).hexdigest()[:16]

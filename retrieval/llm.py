@@ -1,13 +1,15 @@
 """The optional chat model (a LangChain chat model chosen in settings), called with a hard
-deadline. Every failure becomes an LLMError with a short reason, so that the caller can fall
-back to the extractive answer; nothing here retries, since a retry could outlast the deadline."""
+deadline and a cap on the reply's size. Every failure becomes an LLMError with a short reason,
+so that the caller can fall back to the extractive answer; nothing here retries, since a retry
+could outlast the deadline."""
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from retrieval.errors import NewsbotError
@@ -16,8 +18,22 @@ if TYPE_CHECKING:
     from newsbot.settings import Settings
 
 OnText = Callable[[str], None]
-# Calls run here so that a reply that dribbles in past the deadline can be abandoned.
-_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newsbot-llm")
+MAX_REPLY_CHARS = 4000
+_DONE = object()
+# Calls run as tasks of one event loop on a daemon thread: at the deadline the task is
+# cancelled, which closes its HTTP request, and a stuck read can never keep the process alive.
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _llm_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, daemon=True, name="newsbot-llm").start()
+            _loop = loop
+        return _loop
 
 
 class LLMError(NewsbotError):
@@ -75,32 +91,56 @@ def _text(content: Any) -> str:
     raise LLMError("invalid reply (no text)")
 
 
-def complete(model: Any, messages: list, timeout_s: float, on_text: OnText | None = None) -> str:
-    """The model's whole reply within ``timeout_s``; with ``on_text`` it is streamed and each
-    growing prefix is passed on as it arrives."""
-    stop = threading.Event()
+def complete(model: Any, messages: list, timeout_s: float, on_text: OnText | None = None,
+             max_chars: int = MAX_REPLY_CHARS) -> str:
+    """The model's whole reply within ``timeout_s`` and ``max_chars``; with ``on_text`` it is
+    streamed and each growing prefix is passed on as it arrives (on the calling thread). Past
+    either limit the request is cancelled."""
+    deadline = time.monotonic() + timeout_s
+    pieces: queue.Queue = queue.Queue()
 
-    def run() -> str:
-        if on_text is None:
-            return _text(model.invoke(messages).content)
-        parts: list[str] = []
-        for chunk in model.stream(messages):
-            if stop.is_set():
-                break
-            parts.append(_text(chunk.content))
-            on_text("".join(parts))
-        return "".join(parts)
+    async def run() -> None:
+        try:
+            if on_text is None:
+                pieces.put(_text((await model.ainvoke(messages)).content))
+            else:
+                async for chunk in model.astream(messages):
+                    pieces.put(_text(chunk.content))
+            pieces.put(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # handed to the caller, which owns the deadline
+            pieces.put(e)
 
-    future = _pool.submit(run)
+    future = asyncio.run_coroutine_threadsafe(run(), _llm_loop())
+    parts: list[str] = []
+    size = 0
     try:
-        text = future.result(timeout=timeout_s)
-    except FutureTimeout:
-        stop.set()
-        raise LLMError("timed out") from None
-    except LLMError:
-        raise
-    except Exception as e:
-        raise LLMError(_reason(e)) from None
+        while True:
+            try:
+                item = pieces.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise LLMError("timed out") from None
+            if item is _DONE:
+                break
+            if isinstance(item, LLMError):
+                raise item
+            if isinstance(item, BaseException):
+                raise LLMError(_reason(item)) from None
+            parts.append(item)
+            size += len(item)
+            if size > max_chars:
+                raise LLMError(f"the reply was over {max_chars:,} characters")
+            if on_text is not None:
+                try:
+                    on_text("".join(parts))
+                except Exception as e:  # a failing listener means no LLM answer, not a crash
+                    raise LLMError(_reason(e)) from None
+            if time.monotonic() > deadline:
+                raise LLMError("timed out")
+    finally:
+        future.cancel()  # a request still running is closed; a finished one is unaffected
+    text = "".join(parts)
     if not text.strip():
         raise LLMError("empty reply")
     return text

@@ -212,6 +212,7 @@ class IngestReport:
     sentences: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    notes: list[IngestFailure] = field(default_factory=list)  # stored, with a limit applied
 
     def summary(self) -> str:
         line = (
@@ -219,10 +220,12 @@ class IngestReport:
             f"failed {len(self.failed)}; {self.sentences} sentences, {self.chunks} chunks "
             f"in {self.seconds:.1f} s"
         )
-        return "\n".join([line, *(f"  failed: {f.where}: {f.reason}" for f in self.failed)])
+        return "\n".join([line, *(f"  failed: {f.where}: {f.reason}" for f in self.failed),
+                          *(f"  note: {f.where}: {f.reason}" for f in self.notes)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed": [asdict(f) for f in self.failed]}
+        return {**asdict(self), "failed": [asdict(f) for f in self.failed],
+                "notes": [asdict(f) for f in self.notes]}
 
 
 @dataclass(slots=True)

@@ -24,24 +24,36 @@ from retrieval.models import Article, Chunk, Sentence
 
 log = logging.getLogger(__name__)
 
-Split = tuple[list[Sentence], list[Chunk]]
+# Sentences and chunks, and whether the article was over the per-article caps (then only its
+# first sentences, as far as the last chunk reaches, are kept).
+Split = tuple[list[Sentence], list[Chunk], bool]
 SplitKey = tuple[str, str]  # article id, content hash
 
 
 def split_article(article_id: str, text: str, body_start: int, max_chars: int,
-                  chunk_sentences: int, chunk_overlap: int) -> Split:
+                  chunk_sentences: int, chunk_overlap: int, max_sentences: int | None = None,
+                  max_chunks: int | None = None) -> Split:
     from retrieval.split import make_chunks, split_sentences
 
-    sentences = split_sentences(article_id, text, body_start, max_chars)
-    chunks = (make_chunks(article_id, text, sentences, chunk_sentences, chunk_overlap)
-              if sentences else [])
-    return sentences, chunks
+    # One sentence past the cap tells that the article goes on.
+    sentences = split_sentences(article_id, text, body_start, max_chars,
+                                max_sentences + 1 if max_sentences else None)
+    capped = max_sentences is not None and len(sentences) > max_sentences
+    if capped:
+        sentences = sentences[:max_sentences]
+    chunks = (make_chunks(article_id, text, sentences, chunk_sentences, chunk_overlap,
+                          max_chunks) if sentences else [])
+    if chunks and chunks[-1].last_sentence < len(sentences) - 1:  # the chunk cap cut it
+        capped = True
+        sentences = sentences[: chunks[-1].last_sentence + 1]
+    return sentences, chunks, capped
 
 
 def _split_batch(items: list[tuple[SplitKey, str, int]], max_chars: int, chunk_sentences: int,
-                 chunk_overlap: int) -> dict[SplitKey, Split]:
+                 chunk_overlap: int, max_sentences: int | None = None,
+                 max_chunks: int | None = None) -> dict[SplitKey, Split]:
     return {key: split_article(key[0], text, body_start, max_chars, chunk_sentences,
-                               chunk_overlap)
+                               chunk_overlap, max_sentences, max_chunks)
             for key, text, body_start in items}
 
 
@@ -85,8 +97,9 @@ class SplitAhead:
     current one. ``get`` returns what was split, or {} if a worker failed (the caller splits)."""
 
     def __init__(self, max_chars: int, chunk_sentences: int, chunk_overlap: int,
-                 workers: int = 1) -> None:
-        self.params = (max_chars, chunk_sentences, chunk_overlap)
+                 workers: int = 1, max_sentences: int | None = None,
+                 max_chunks: int | None = None) -> None:
+        self.params = (max_chars, chunk_sentences, chunk_overlap, max_sentences, max_chunks)
         self.workers = max(1, workers)
         # spawn, not fork: forking a process whose torch/ONNX threads are running can deadlock.
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(

@@ -77,6 +77,13 @@ class Newsbot:
     # -- parts loaded on first use, so commands that need no model stay fast
     @cached_property
     def vectors(self) -> VectorStore:
+        """The vector store, checked against the catalog as it opens: a lost or damaged one
+        is an error naming `newsbot repair`, never answers from BM25 alone."""
+        store = self._open_vectors()
+        self._check_vectors(store)
+        return store
+
+    def _open_vectors(self) -> VectorStore:
         from retrieval.store import ChromaServer, VectorStore
 
         s = self.settings
@@ -86,6 +93,25 @@ class Newsbot:
                                   s.chroma_auth_token.get_secret_value()
                                   if s.chroma_auth_token else "", s.chroma_retry_s)
         return VectorStore(self.data_dir / "chroma", server, s.chroma_prefix)
+
+    def _check_vectors(self, store: VectorStore) -> None:
+        """Every library's ready chunks must have their vectors. Chroma is counted before the
+        catalog (a write in between only adds vectors first), and a count that a concurrent
+        write may have skewed is taken again."""
+        for _ in range(3):
+            generation = self.catalog.generation()
+            held = {lib: store.count(lib) for lib in store.libraries()}
+            short = [(lib, held.get(lib, 0), want) for lib, want in
+                     sorted(self.catalog.chunks_by_library().items()) if held.get(lib, 0) < want]
+            if not short or self.catalog.generation() == generation:
+                break
+        if short:
+            lib, have, want = short[0]
+            more = f" (and {len(short) - 1} more libraries)" if len(short) > 1 else ""
+            raise StoreError(
+                f"the vector store {store.where} holds {have:,} chunk vectors for library "
+                f"{lib}, but the catalog has {want:,} chunks{more}: it was lost or damaged. "
+                "Run `newsbot repair` to store the missing vectors again")
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -155,31 +181,42 @@ class Newsbot:
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise BusyError(
-                        f"another ingest or remove is running on {self.data_dir}; "
-                        "try again when it has finished") from None
+                    # No path: this reaches Discord users when the bot meets a CLI ingest.
+                    raise BusyError("another ingest or remove is running on this store; "
+                                    "try again when it has finished") from None
                 self._finish_unfinished()
                 yield
             finally:
                 lock.close()
 
     def _finish_unfinished(self) -> None:
-        """Complete what a crashed run left: re-embed pending articles, drop half-removed ones.
-        Chunks from before BM25 term ids were kept get them, once."""
+        """Complete what a crashed run left: re-embed pending articles (a staged new version
+        goes on replacing its old one, which stayed visible), drop half-removed ones, delete
+        vectors left stale. Chunks from before BM25 term ids were kept get them, once."""
         self.catalog.backfill_terms()
         for library, article_id, status in self.catalog.unfinished():
-            self.vectors.delete(library, [article_id])
             if status == "removing":
+                self.vectors.delete(library, [article_id])
                 self.catalog.delete(library, [article_id])
                 continue
-            loaded = self.catalog.load(library, article_id)
+            staged = status == "staged"
+            if not staged:  # nothing of it is visible: its vectors are written again
+                self.vectors.delete(library, [article_id])
+            loaded = self.catalog.load(library, article_id, staged)
             if loaded:
                 article, sentences = loaded
-                chunks = self.catalog.chunks_of(library, article_id)
+                chunks = self.catalog.chunks_of(library, article_id, staged)
                 vecs = self._embed_and_store(library, [(article, sentences, chunks)])
                 replaced = self.catalog.others_with_url(library, article.url, article_id)
                 self.catalog.mark_ready(library, [article_id], vecs, replaced)
-                self.vectors.delete(library, replaced)
+        self._drop_stale()
+
+    def _drop_stale(self) -> None:
+        """Delete the vectors the catalog no longer shows (a replaced version's, a replaced
+        article's), as noted in the transaction that replaced them."""
+        for library, article_id, keep in self.catalog.stale_vectors():
+            self.vectors.delete_stale(library, article_id, keep)
+            self.catalog.stale_done(library, article_id, keep)
 
     def _embed_and_store(
         self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]]
@@ -203,12 +240,13 @@ class Newsbot:
         return self.catalog.state(library, article.id) != (article.content_hash(), "ready")
 
     def _write_batch(self, library: str, batch: list[Article], report: IngestReport,
-                     claimed: dict[str, str], splits: dict[SplitKey, Split] | None = None
-                     ) -> None:
+                     claimed: dict[str, str], splits: dict[SplitKey, Split] | None = None,
+                     budget: int | None = None) -> None:
         """Write one batch. Every check that can refuse an article runs before anything is
         written, so a refused new version leaves the stored one as it was. ``claimed`` maps
         the URLs of this ingest run to the article that claimed each first; ``splits`` holds
-        sentences and chunks split ahead by the pipeline's worker."""
+        sentences and chunks split ahead by the pipeline's worker; ``budget`` caps the
+        sentences the whole run may embed (the bot's per-server write budget)."""
         from retrieval.ingest import host_of, is_url
         from retrieval.pipeline import split_article
 
@@ -243,12 +281,23 @@ class Newsbot:
                     where, f"would replace article {foreign[0][0]}, which came from "
                     f"{foreign[0][1]}; a page never replaces another site's article{kept}"))
                 continue
-            sentences, chunks = splits[key] if key in splits else split_article(
+            sentences, chunks, capped = splits[key] if key in splits else split_article(
                 a.id, a.text, a.body_start, s.max_sentence_chars, s.chunk_sentences,
-                s.chunk_overlap)
+                s.chunk_overlap, s.max_article_sentences, s.max_article_chunks)
             if not sentences:
                 report.failed.append(IngestFailure(where, f"no sentences found{kept}"))
                 continue
+            if budget is not None and report.sentences + len(sentences) > budget:
+                report.failed.append(IngestFailure(
+                    where, f"not stored: this ingest reached its budget of {budget:,} "
+                    f"sentences; send the rest in another one{kept}"))
+                continue
+            if capped:
+                report.notes.append(IngestFailure(
+                    where, f"only its first {len(sentences):,} sentences ({len(chunks):,} "
+                    f"passages) are searchable: the limit per article is "
+                    f"{s.max_article_sentences:,} sentences and {s.max_article_chunks:,} "
+                    "passages"))
             items.append((a, sentences, chunks))
             if same_url:
                 replaced.append(same_url)
@@ -261,26 +310,34 @@ class Newsbot:
         if not items:
             return
         ids = [a.id for a, _, _ in items]
+        # A new version of a stored article is staged: the old one stays visible, and its
+        # vectors stay beside the new ones (vector ids carry the content hash), until the
+        # one transaction of mark_ready swaps them.
         self.catalog.write_pending(library, items)
-        self.vectors.delete(library, ids)  # pending, so not visible: chunk counts may shrink
         vecs = self._embed_and_store(library, items)
         self.catalog.mark_ready(library, ids, vecs, replaced)
-        # Only now are the replaced articles gone from the catalog; their vectors follow (a
-        # crash in between leaves vectors that no search shows: they match no ready article).
-        self.vectors.delete(library, replaced)
+        # Only now are the old versions gone from the catalog; their vectors follow (a crash
+        # in between leaves vectors that no search shows, noted for the next writer).
+        self._drop_stale()
 
     def ingest_articles(
         self, articles: Iterable[Article | IngestFailure], library: str = GLOBAL,
-        progress: Progress | None = None,
+        progress: Progress | None = None, max_sentences: int | None = None,
     ) -> IngestReport:
+        """Store articles; ``max_sentences`` caps what the whole run may embed (past it, the
+        rest are reported, not stored), so one caller can't hold the writer for long."""
         library = check_library(library)
         report = IngestReport()
         started = time.perf_counter()
         claimed: dict[str, str] = {}
-        _ = self.embedder  # a model that can't load is refused before anything is written
+        # A model that can't load, or a vector store that lost vectors, is refused before
+        # anything is written: "unchanged" is never judged from the catalog alone.
+        _ = self.embedder, self.vectors
+        before = self.catalog.generation()
         with self._writer():
-            self._write_pipelined(library, articles, report, claimed, progress)
-        if report.added or report.updated:
+            self._write_pipelined(library, articles, report, claimed, progress, max_sentences)
+        # New, changed, or finished after a crash (then the report may say "unchanged").
+        if self.catalog.generation() != before:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
             self.lexical.refresh()  # the ingest pays for BM25, not the next question
@@ -303,7 +360,7 @@ class Newsbot:
 
     def _write_pipelined(self, library: str, articles: Iterable[Article | IngestFailure],
                          report: IngestReport, claimed: dict[str, str],
-                         progress: Progress | None) -> None:
+                         progress: Progress | None, budget: int | None = None) -> None:
         """Batches written in order; from the second batch on, worker processes split the
         next batches (one per worker) into sentences while this one is encoded and written. A
         single batch (the bot's /ingest, a feed poll) is split here: a worker would cost more
@@ -319,7 +376,7 @@ class Newsbot:
 
         def write(batch: list[Article], future: Future | None) -> None:
             self._write_batch(library, batch, report, claimed,
-                              ahead.get(future) if ahead else None)
+                              ahead.get(future) if ahead else None, budget)
             if progress:
                 progress(len(batch))
 
@@ -331,7 +388,8 @@ class Newsbot:
                         if self._needs_writing(library, a)]
                 if todo and ahead is None:
                     ahead = SplitAhead(s.max_sentence_chars, s.chunk_sentences,
-                                       s.chunk_overlap, self.split_workers)
+                                       s.chunk_overlap, self.split_workers,
+                                       s.max_article_sentences, s.max_article_chunks)
                 future = ahead.submit(todo) if ahead and todo else None
             queued.append((batch, future))
             while len(queued) > (ahead.workers if ahead else 1):
@@ -388,6 +446,46 @@ class Newsbot:
         except (FetchError, InputError) as e:
             return IngestFailure(url, str(e))
 
+    def repair(self) -> dict[str, int]:
+        """Make the vector store agree with the catalog again, after it was lost or damaged:
+        every ready article whose chunk vectors are missing gets them again (from the
+        catalog's sentence vectors, or embedded anew where those are missing too), and
+        vectors of no stored version are deleted. Returns what it did."""
+        import numpy as np
+
+        self.__dict__["vectors"] = self._open_vectors()  # unchecked: this is the repair
+        restored = removed = 0
+        with self._writer():
+            libraries = set(self.catalog.chunks_by_library()) | set(self.vectors.libraries())
+            for library in sorted(libraries):
+                versions = self.catalog.hashes(library)
+                held: dict[tuple[str, str], set[int]] = {}
+                orphans = []
+                for vid, aid, version, idx in self.vectors.chunk_keys(library):
+                    if (aid, version) in versions:
+                        held.setdefault((aid, version), set()).add(idx)
+                    else:
+                        orphans.append(vid)
+                self.vectors.delete_ids(library, orphans)
+                removed += len(orphans)
+                todo = [aid for aid, version, n in self.catalog.ready_chunk_hashes(library)
+                        if len(held.get((aid, version), ())) < n]
+                batch: list[tuple[Article, list[Chunk], np.ndarray]] = []
+                for i, aid in enumerate(todo):
+                    article, sentences = self.catalog.load(library, aid)
+                    chunks = self.catalog.chunks_of(library, aid)
+                    svecs = self.catalog.vectors_of(library, aid)
+                    if svecs is None or len(svecs) != len(sentences):
+                        svecs = self.embedder.embed([x.text for x in sentences])
+                        self.catalog.put_sentence_vectors(library, aid, svecs)
+                    batch.append((article, chunks, _chunk_vectors(svecs, chunks, np)))
+                    if len(batch) == self.settings.ingest_batch or i == len(todo) - 1:
+                        self.vectors.add(library, batch)
+                        restored += len(batch)
+                        batch = []
+        self._check_vectors(self.vectors)
+        return {"articles": restored, "removed": removed}
+
     def remove(self, article_id: str, library: str = GLOBAL) -> bool:
         with self._writer():
             if not self.catalog.mark_removing(library, article_id):
@@ -398,14 +496,18 @@ class Newsbot:
         return True
 
     # -- reading
-    def check_question(self, question: str) -> str:
-        q = " ".join(question.split())
+    def check_question(self, question: str, what: str = "question") -> str:
+        """The question (or claim, as ``what`` says) on one line, cleaned of what can't be
+        stored (it may reach the feedback and standing-question stores)."""
+        from retrieval.ingest import clean_text
+
+        q = " ".join(clean_text(question).split())
         if not q:
-            raise QuestionError("the question is empty")
+            raise QuestionError(f"the {what} is empty")
         limit = self.settings.max_question_chars
         if len(q) > limit:
             raise QuestionError(
-                f"the question is {len(q):,} characters long; the limit is {limit:,}")
+                f"the {what} is {len(q):,} characters long; the limit is {limit:,}")
         return q
 
     def ask(
@@ -472,6 +574,7 @@ class Newsbot:
             answer = llm_answer(
                 q, ranked, answer, self.chat_model, verifier, evidence_size=s.llm_evidence,
                 timeout_s=s.llm_timeout_s, on_text=on_text,
+                max_reply_chars=s.llm_max_reply_chars, max_claims=s.llm_max_claims,
                 not_found_text=render("not_found", articles=stored, scope=_scope(filters)))
             timings["llm_ms"] = (time.perf_counter() - t) * 1000
         timings["total_ms"] = (time.perf_counter() - started) * 1000
@@ -495,13 +598,13 @@ class Newsbot:
         timings["cite_ms"] = (time.perf_counter() - t) * 1000
         return passages, ranked
 
-    def rank(self, text: str, libraries: list[str], as_of: str | None = None
-             ) -> list[Candidate]:
+    def rank(self, text: str, libraries: list[str], as_of: str | None = None,
+             what: str = "question") -> list[Candidate]:
         """The candidate sentences for ``text`` (a question or a claim), best first, as
         ``ask`` ranks them before citing (``as_of`` as in ``ask``); nothing is abstained on."""
         from retrieval.search import Filters
 
-        q = self.check_question(text)
+        q = self.check_question(text, what)
         as_of = check_date(as_of, "as_of")
         filters = Filters([check_library(lib) for lib in libraries], None, None, as_of)
         ref = dt.date.fromisoformat(as_of) if as_of else dt.date.today()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 from retrieval.fragments import continues
@@ -64,28 +65,31 @@ def _pieces(paragraph: str, limit: int = MAX_PARAGRAPH_CHARS) -> list[tuple[int,
     return out
 
 
-def _spans_in(paragraph: str) -> list[tuple[int, int]]:
-    """Sentence spans inside one paragraph, offsets exact; long paragraphs go piece by piece."""
-    spans: list[tuple[int, int]] = []
+def _spans_in(paragraph: str) -> Iterator[tuple[int, int]]:
+    """Sentence spans inside one paragraph, offsets exact; long paragraphs go piece by piece,
+    lazily, so a caller that has enough sentences stops the splitting too."""
     for ps, pe in _pieces(paragraph):
-        spans.extend((ps + s, ps + e) for s, e in _segment(paragraph[ps:pe]))
-    return spans
+        for s, e in _segment(paragraph[ps:pe]):
+            yield ps + s, ps + e
 
 
-def _merge(paragraph: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+def _merge(paragraph: str, spans: Iterable[tuple[int, int]], max_chars: int
+           ) -> Iterator[tuple[int, int]]:
     """Glue each fragment pysbd cut off onto the sentence before it. One pass, and each test
     reads a bounded window at the seam, so this stays linear; a merge that would pass
     ``max_chars`` is left undone (the cap would only cut it again)."""
-    out: list[tuple[int, int]] = []
+    prev: tuple[int, int] | None = None
     for s, e in spans:
-        if out:
-            ps, pe = out[-1]
+        if prev is not None:
+            ps, pe = prev
             if e - ps <= max_chars and continues(paragraph[max(ps, pe - 40):pe],
                                                  paragraph[s:min(e, s + 40)]):
-                out[-1] = (ps, e)
+                prev = (ps, e)
                 continue
-        out.append((s, e))
-    return out
+            yield prev
+        prev = (s, e)
+    if prev is not None:
+        yield prev
 
 
 def _segment(paragraph: str) -> list[tuple[int, int]]:
@@ -119,14 +123,17 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int
 
 
 def split_sentences(
-    article_id: str, text: str, body_start: int = 0, max_chars: int = 600, merge: bool = True
+    article_id: str, text: str, body_start: int = 0, max_chars: int = 600, merge: bool = True,
+    limit: int | None = None,
 ) -> list[Sentence]:
     """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on).
-    ``merge=False`` keeps pysbd's fragments (benchmarks/bench_split.py measures both)."""
+    ``merge=False`` keeps pysbd's fragments (benchmarks/bench_split.py measures both); with
+    ``limit``, splitting stops once that many are found (cost stays bounded: a 2 MB line of
+    "Ab. Ab. ..." would otherwise make half a million)."""
     sentences: list[Sentence] = []
     for para in _PARAGRAPH.finditer(text, body_start):
         base = para.start()
-        spans = _spans_in(para.group())
+        spans: Iterable[tuple[int, int]] = _spans_in(para.group())
         if merge:
             spans = _merge(para.group(), spans, max_chars)
         for s, e in spans:
@@ -135,14 +142,17 @@ def split_sentences(
                     sentences.append(
                         Sentence(article_id, len(sentences), cs, ce, text[cs:ce])
                     )
+                    if limit is not None and len(sentences) >= limit:
+                        return sentences
     return sentences
 
 
 def make_chunks(
-    article_id: str, text: str, sentences: list[Sentence], size: int, overlap: int
+    article_id: str, text: str, sentences: list[Sentence], size: int, overlap: int,
+    limit: int | None = None,
 ) -> list[Chunk]:
     """Windows of ``size`` sentences that overlap by ``overlap``, so an answer near a boundary
-    is still seen with its context."""
+    is still seen with its context; at most ``limit`` of them."""
     if not sentences:
         return []
     stride = max(1, size - overlap)
@@ -152,6 +162,6 @@ def make_chunks(
         last = min(first + size, len(sentences)) - 1
         start, end = sentences[first].start, sentences[last].end
         chunks.append(Chunk(article_id, len(chunks), start, end, first, last, text[start:end]))
-        if last == len(sentences) - 1:
+        if last == len(sentences) - 1 or (limit is not None and len(chunks) >= limit):
             return chunks
         first += stride

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,8 +24,11 @@ T = TypeVar("T")
 MAX_BATCH = 5000  # Chroma 1.5 refuses larger adds (5,461 measured)
 
 
-def vector_id(library: str, article_id: str, kind: str, idx: int) -> str:
-    return f"{library}|{article_id}|{kind}{idx}"
+def vector_id(library: str, article_id: str, kind: str, idx: int, version: str = "") -> str:
+    """A vector's id. Chunk vectors carry their article's content hash (``version``), so a new
+    version's vectors are stored beside the old one's, which stay searchable until the catalog
+    swaps the versions."""
+    return f"{library}|{article_id}|{kind}{idx}" + (f"|{version}" if version else "")
 
 
 @dataclass(slots=True)
@@ -70,6 +73,7 @@ class VectorStore:
         """Embedded Chroma under ``path``, or the Chroma server ``server`` (the catalog stays
         local either way). ``prefix`` keeps several newsbot installs apart on one server."""
         self.server = server
+        self.path = path
         self.prefix = prefix
         self._stores: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -147,7 +151,8 @@ class VectorStore:
                     "source_key": source_key(article.source),
                     "published": date_key(article.published_iso)}
             for c, v in zip(chunks, cvecs, strict=True):
-                rows.append((vector_id(library, article.id, "c", c.index), v, c.text,
+                rows.append((vector_id(library, article.id, "c", c.index, base["hash"]), v,
+                             c.text,
                              {**base, "idx": c.index, "first": c.first_sentence,
                               "last": c.last_sentence}))
         collection = self._store("chunks", library)._collection
@@ -167,6 +172,40 @@ class VectorStore:
             store = self._store(kind, library)
             self._retry(lambda store=store: store.delete(
                 where={"article_id": {"$in": article_ids}}), "deleting vectors")
+
+    def delete_stale(self, library: str, article_id: str, keep: str) -> None:
+        """Delete an article's vectors whose content hash is not ``keep`` (all if '')."""
+        if not keep:
+            self.delete(library, [article_id])
+            return
+        where = {"$and": [{"article_id": article_id}, {"hash": {"$ne": keep}}]}
+        for kind in ("sentences", "chunks") if self._legacy(library) else ("chunks",):
+            store = self._store(kind, library)
+            self._retry(lambda store=store: store.delete(where=where), "deleting vectors")
+
+    def chunk_keys(self, library: str, page: int = MAX_BATCH
+                   ) -> Iterator[tuple[str, str, str, int]]:
+        """(vector id, article id, hash, chunk idx) of every chunk vector of a library."""
+        collection = self._store("chunks", library)._collection
+        offset = 0
+        while True:
+            got = self._retry(lambda offset=offset: collection.get(
+                include=["metadatas"], limit=page, offset=offset), "reading vectors")
+            for vid, m in zip(got["ids"], got["metadatas"], strict=True):
+                yield vid, str(m.get("article_id")), str(m.get("hash")), int(m.get("idx", -1))
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def delete_ids(self, library: str, ids: list[str]) -> None:
+        collection = self._store("chunks", library)._collection
+        for i in range(0, len(ids), MAX_BATCH):
+            part = ids[i : i + MAX_BATCH]
+            self._retry(lambda part=part: collection.delete(ids=part), "deleting vectors")
+
+    @property
+    def where(self) -> str:
+        return self.server.address if self.server else str(self.path)
 
     def _query(self, library: str, query: np.ndarray, n: int,
                where: dict[str, Any] | None) -> list[tuple[dict[str, Any], float]]:
@@ -229,13 +268,16 @@ class VectorStore:
                 out[(library, m["article_id"], int(m["idx"]))] = np.asarray(e, dtype=np.float32)
         return out
 
+    def libraries(self) -> list[str]:
+        """The libraries that have a chunk collection."""
+        head = f"{self.prefix}chunks-"
+        return sorted({c.name.removeprefix(head)
+                       for c in self._retry(self.client.list_collections, "listing collections")
+                       if c.name.startswith(head)})
+
     def count(self, library: str | None = None, article_id: str | None = None) -> int:
         """Chunk vectors stored, in all libraries, one library, or for one article."""
-        head = f"{self.prefix}chunks-"
-        libraries = [library] if library else sorted(
-            {c.name.removeprefix(head)
-             for c in self._retry(self.client.list_collections, "listing collections")
-             if c.name.startswith(head)})
+        libraries = [library] if library else self.libraries()
         total = 0
         for lib in libraries:
             col = self._store("chunks", lib)._collection

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.models import ClaimCheck
+from retrieval.planted import reads_as_instruction
 from retrieval.tokens import STOPWORDS, term_match, tokens, words
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -190,6 +191,9 @@ class Verifier:
         if not cites:
             return result(False, "cites no evidence that exists" if numbers else "no citation")
         cited = [evidence[n - 1] for n in cites]
+        if any(reads_as_instruction(e.text) for e in cited):
+            return result(False, "a cited sentence addresses a model, not the news: it is "
+                                 "never support")
         support = " ".join(e.text for e in cited)
         meta = " ".join(f"{_date_words(e.published)} {e.source}" for e in cited)
         support_acronyms = acronyms(support)
@@ -230,8 +234,7 @@ class Verifier:
         qv, *cvs = self._vecs([text, *(p for s in sentences for p in spans(s))])
         return max(float(qv @ cv) for cv in cvs), ovl
 
-    def check_all(self, text: str, evidence: Sequence[Evidence]) -> list[ClaimCheck]:
-        claims = split_claims(text)
+    def check_claims(self, claims: list[str], evidence: Sequence[Evidence]) -> list[ClaimCheck]:
         # One encode for every claim and the spans of the evidence they cite (not of all the
         # evidence: most of it is never cited).
         cited = sorted({n for c in claims for n in cited_numbers(c) if 1 <= n <= len(evidence)})

@@ -84,6 +84,36 @@ def limit_problems(payload: dict[str, Any]) -> list[str]:
     return problems
 
 
+def embed_texts(payload: dict[str, Any]) -> list[str]:
+    """Every string Discord shows from a message's embeds."""
+    out = []
+    for e in payload.get("embeds") or []:
+        out += [e.get("title") or "", e.get("description") or "",
+                (e.get("footer") or {}).get("text") or "", (e.get("author") or {}).get("name")
+                or ""]
+        out += [x for f in e.get("fields") or [] for x in (f.get("name"), f.get("value")) if x]
+    return out
+
+
+def masked_links(text: str) -> list[tuple[str, str]]:
+    """(label, target) of the masked links [label](http...) Discord would render in ``text``:
+    brackets that no backslash escapes, the label's closing one followed by an http(s) URL."""
+    out, opened, i = [], None, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            opened = i
+        elif c == "]" and opened is not None and (
+                m := re.match(r"\(\s*<?(https?://[^\s)>]+)", text[i + 1:])):
+            out.append((text[opened + 1 : i], m.group(1)))
+            opened = None
+        i += 1
+    return out
+
+
 @dataclass
 class Interaction:
     id: int

@@ -4,6 +4,7 @@ the real langchain-openai and langchain-ollama clients are exercised end to end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -43,7 +44,8 @@ class LLMStub(LocalServer):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
                 stub.requests.append({"path": self.path, "body": body,
-                                      "auth": self.headers.get("Authorization", "")})
+                                      "auth": self.headers.get("Authorization", ""),
+                                      "at": time.monotonic()})
                 reply = stub.script.pop(0) if stub.script else stub.default
                 if callable(reply.text):
                     msgs = body.get("messages") or [{}]
@@ -68,7 +70,9 @@ class LLMStub(LocalServer):
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                # The client may have given up (a timeout test).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
 
             def _pieces(self, text: str) -> list[str]:
                 words = text.split(" ")

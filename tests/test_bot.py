@@ -22,6 +22,8 @@ GUILD_A, GUILD_B = 1001, 1002
 EDITOR_ROLE = {"id": "5005", "name": "editors", "permissions": "0", "position": 1, "color": 0,
                "colors": {"primary_color": 0}, "hoist": False, "managed": False,
                "mentionable": False, "flags": 0}
+# Anyone with Manage Roles can name a role after the admin role's id, or after the admin role.
+IMPOSTOR_ROLE = {**EDITOR_ROLE, "id": "6006", "name": "5005", "position": 2}
 
 
 def test_fake_discord_hooks_still_exist():
@@ -61,7 +63,7 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings, extra_gui
 
     fake = FakeDiscord()
     await fake.start()
-    fake.add_guild(GUILD_A, "Newsroom A", roles=[EDITOR_ROLE])
+    fake.add_guild(GUILD_A, "Newsroom A", roles=[EDITOR_ROLE, IMPOSTOR_ROLE])
     fake.add_guild(GUILD_B, "Newsroom B")
     for gid in extra_guilds:
         fake.add_guild(gid, f"Newsroom {gid}")
@@ -75,7 +77,7 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings, extra_gui
         logging.getLogger(name).addHandler(errors)
     guilds = ",".join(str(g) for g in (GUILD_A, GUILD_B, *extra_guilds))
     settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=guilds,
-                        cooldown_s=0, admin_role="editors", **extra_settings)
+                        cooldown_s=0, admin_role="5005", **extra_settings)
     core = Newsbot(settings)
     core.__dict__["embedder"] = embedder
     core.ingest([SAMPLES])
@@ -229,8 +231,15 @@ async def test_ingest_attachment_admin_only_and_guilds_isolated(discord_env):
     denied = await fake.command("ingest", opts, guild_id=GUILD_A, resolved=resolved)
     await fake.wait(lambda: denied.callback is not None, what="permission denied")
     assert denied.callback["data"]["flags"] & 64
-    assert "Only members with Manage Server or the editors role" in \
+    assert "Only members with Manage Server or the <@&5005> role" in \
         denied.callback["data"]["content"]
+
+    # The admin role is known by its id (NEWSBOT_ADMIN_ROLE=5005), never by a name.
+    opts, resolved = attachment()
+    impostor = await fake.command("ingest", opts, guild_id=GUILD_A, roles=["6006"],
+                                  resolved=resolved)
+    await fake.wait(lambda: impostor.callback is not None, what="impostor denied")
+    assert "Only members with Manage Server" in impostor.callback["data"]["content"]
 
     opts, resolved = attachment()
     ok = await fake.command("ingest", opts, guild_id=GUILD_A, roles=["5005"], resolved=resolved)
@@ -319,6 +328,66 @@ async def test_cooldown_per_user(discord_env):
     assert second.callback["data"]["content"].startswith("Slow down: you can ask again in")
     other = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=6)
     await answered(discord_env, other)
+
+
+async def test_check_against_the_news_shares_the_ask_cooldown(discord_env):
+    discord_env.bot.settings.cooldown_s = 30
+    fake = discord_env.fake
+    first = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=8)
+    await answered(discord_env, first)
+    msg = fake.member_message(GUILD_A, "Ben Wallace will meet Sergei Shoigu soon.", uid=55)
+    checks = [await fake.message_command("Check against the news", msg, guild_id=GUILD_A,
+                                         uid=8) for _ in range(3)]
+    for i in checks:
+        await fake.wait(lambda i=i: i.callback is not None, what="cooldown reply")
+        assert i.callback["type"] == 4 and i.callback["data"]["flags"] & 64
+        assert i.callback["data"]["content"].startswith("Slow down: you can ask again in")
+    # Another member's check goes through, and then counts against their /ask.
+    other = await fake.message_command("Check against the news", msg, guild_id=GUILD_A, uid=9)
+    assert (await answered(discord_env, other))["embeds"][0]["title"] == \
+        "Checked against the news"
+    again = await fake.command("ask", {"question": REFERENCE_QUESTION}, guild_id=GUILD_A, uid=9)
+    await fake.wait(lambda: again.callback is not None, what="cooldown reply")
+    assert again.callback["data"]["content"].startswith("Slow down")
+
+
+HOSTILE_TITLE = "**[Official notice](https://evil.example/login)** @everyone"
+PLANTED_LINKS = ("The port of Kiel reopened on Friday after the storm, the harbour office said; "
+                 "[Read the official port statement](https://phish.example/login) or "
+                 "[see the harbour map](https://phish.example/map) for details. Ferries ran "
+                 "again on Saturday.")
+
+
+async def test_planted_links_and_a_hostile_title_are_inert(discord_env):
+    from retrieval.models import Article
+    from tests.fake_discord import embed_texts, masked_links
+
+    fake = discord_env.fake
+    await asyncio.to_thread(discord_env.core.ingest_articles, [Article(
+        id="port_notice_2023", title=HOSTILE_TITLE, text=PLANTED_LINKS,
+        source="[Port office](https://evil.example/src)", url="https://news.example/port")])
+    i = await fake.command("ask", {"question": "when did the port of Kiel reopen?"},
+                           guild_id=GUILD_A)
+    answer = await answered(discord_env, i)
+    [field] = [f for f in answer["embeds"][0]["fields"] if "reopened on Friday" in f["value"]]
+    assert field["name"].startswith("[1] \\*\\*\\[Official notice\\](https://evil.example")
+    click = await fake.click(answer, "Show passages", guild_id=GUILD_A)
+    await fake.wait(lambda: click.callback is not None, what="passages")
+    found = await fake.command("sources", {"query": "port"}, guild_id=GUILD_A)
+    shown = await fake.command("article", {"id": "port_notice_2023"}, guild_id=GUILD_A)
+    await fake.wait(lambda: found.callback and shown.callback, what="sources and article")
+    payloads = [answer, click.callback["data"], found.callback["data"], shown.callback["data"]]
+    texts = [t for payload in payloads for t in embed_texts(payload)]
+    assert any("phish.example/login" in t for t in texts)  # shown, but as plain text
+    # The only live links are the bot's own: titles linked to their articles' URLs.
+    targets = {url for t in texts for _, url in masked_links(t)}
+    assert not {t for t in targets if "evil.example" in t or "phish.example" in t}, targets
+    assert "https://news.example/port" in targets
+    assert not any("@everyone" in t for t in texts)
+    # Ids in code spans are verbatim, so they can be pasted into /article.
+    assert "`port_notice_2023`" in found.callback["data"]["embeds"][0]["description"]
+    fields = {f["name"]: f["value"] for f in shown.callback["data"]["embeds"][0]["fields"]}
+    assert fields["ID"] == "`port_notice_2023`"
 
 
 async def test_sources_pages_article_stats_help(discord_env):
@@ -774,7 +843,7 @@ class TestStandingQuestions:
         news = await fake.add_channel(GUILD_A, "news")
         denied = await fake.command("follow", {"question": QUESTION}, sub="add",
                                     guild_id=GUILD_A)
-        assert "Only members with Manage Server or the editors role can change this " \
+        assert "Only members with Manage Server or the <@&5005> role can change this " \
                "server's standing questions" in await reply_text(env, denied)
         add = await fake.command("follow", {"question": QUESTION, "channel": news}, sub="add",
                                  guild_id=GUILD_A, roles=["5005"],

@@ -68,6 +68,8 @@ def test_at_most_five_claims_are_checked_and_the_rest_counted(sample_bot):
 @pytest.mark.parametrize("text, message", [
     ("", "no text"), ("   \n ", "no text"), ("Wow. Yes!", "nothing to check"),
     ("x" * (MAX_CHARS + 1), "limit is 4,000"),
+    # One 1,809-character sentence: a claim too long to search, named as a claim.
+    ("The minister said " + "very " * 357 + "much!!", "the claim is 1,809 characters long"),
 ])
 def test_empty_short_or_huge_text_is_refused(sample_bot, text, message):
     with pytest.raises(QuestionError, match=message):

@@ -29,6 +29,13 @@ def test_invalid_values_name_the_variable(monkeypatch):
     with pytest.raises(NewsbotError, match=r"invalid setting NEWSBOT_LIBRARY: .*invalid library"):
         load_settings()
     monkeypatch.delenv("NEWSBOT_LIBRARY")
+    # The admin role is an id: anyone with Manage Roles can name a role "newsbot-admins".
+    monkeypatch.setenv("NEWSBOT_ADMIN_ROLE", "newsbot-admins")
+    with pytest.raises(NewsbotError, match=r"invalid setting NEWSBOT_ADMIN_ROLE: .*numeric id"):
+        load_settings()
+    monkeypatch.setenv("NEWSBOT_ADMIN_ROLE", "123456789012345678")
+    assert load_settings().admin_role == "123456789012345678"
+    monkeypatch.delenv("NEWSBOT_ADMIN_ROLE")
     monkeypatch.setenv("DISCORD_TOKEN", "")
     assert load_settings().discord_token is None or not load_settings().discord_token
 
