@@ -443,7 +443,9 @@ class Reader:
         raw = sentence[s:e]
         text = raw.strip().rstrip(".,;:")
         s += len(raw) - len(raw.lstrip())
-        return Span(text, s, s + len(text), p * probability) if text else None
+        # The sentence passed the reader's floor to be cited: the span's own probability is
+        # what says whether it answers.
+        return Span(text, s, s + len(text), p) if text else None
 
 
 def load_reader(setting: str, device: str = "auto", precision: str = "auto",

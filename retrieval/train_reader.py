@@ -497,10 +497,14 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
 
 
 def fit_stack(examples: list[Example], logits: list[np.ndarray]) -> list[float]:
-    x = np.asarray([[lg, c.heuristic, 1.0] for e, ls in zip(examples, logits, strict=True)
-                    for c, lg in zip(e.cands, ls, strict=True)])
+    """(a, b, c) of p = sigmoid(a * logit + b * heuristic + c), fitted with b = 0: these
+    candidates were chosen for sharing the question's words, so among them the hand-set score
+    runs against the label (fitted freely, b came out -4.6), while the pipeline's candidates are
+    not chosen that way; the reader's own logit is what carries over."""
+    x = np.asarray([[lg, 1.0] for e, ls in zip(examples, logits, strict=True) for lg in ls])
     y = np.asarray([c.label for e in examples for c in e.cands], dtype=np.float64)
-    return [float(v) for v in fit_logistic(x, y)]
+    a, c = (float(v) for v in fit_logistic(x, y))
+    return [a, 0.0, c]
 
 
 def evaluate(examples: list[Example], probs: list[np.ndarray], threshold: float,
@@ -523,7 +527,7 @@ def evaluate(examples: list[Example], probs: list[np.ndarray], threshold: float,
         top3 += any(labels[:3])
         abstain += stop
         span = reads[k].spans[best] if reads and not stop else None
-        if span and span[1] * p[best] >= span_threshold:
+        if span and span[1] >= span_threshold:
             if normalise(span[0]) in {normalise(a) for a in e.answers}:
                 exact += 1
             else:
@@ -542,6 +546,50 @@ def _stacked(examples: list[Example], logits: list[np.ndarray], stack: list[floa
             for e, lg in zip(examples, logits, strict=True)]
 
 
+def _examples(data: Path, limit: int | None, written: int | None, workers: int, seed: int,
+              cache: Path | None) -> tuple[list[Example], int, bool]:
+    """The training questions (RealTime QA, then written), how many are RealTime QA's, and
+    whether hand labels were used."""
+    labels = _labels(data)
+    tag = (f"-{limit}" if limit else "") + ("-labelled" if labels else "")
+    train = cached_examples(data, "train", limit, workers, labels,
+                            cache / f"train{tag}.json" if cache else None)
+    n_rtqa = len(train)
+    if written != 0 and (data / "newsqa-written" / "questions.jsonl").is_file():
+        train += build_written_examples(data, "train", written, seed)
+    return train, n_rtqa, labels is not None
+
+
+def refit_heads(data: Path, out: Path, *, seed: int = 13, limit: int | None = None,
+                written: int | None = WRITTEN_QUESTIONS, workers: int = 2, dev: bool = True,
+                cache: Path | None = None) -> dict:
+    """Fit again what sits on a trained reader in ``out`` (stack, floor, span threshold) on
+    its held-out questions, leaving the weights as they are; returns the figures."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from retrieval.embed import Embedder, pick_device
+
+    started = time.perf_counter()
+    config = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
+    model = CrossEncoder(str(out), num_labels=1, max_length=MAX_LENGTH,
+                         device=pick_device("auto"), local_files_only=True)
+    model.model.float().eval()
+    span_head = torch.nn.Linear(model.model.config.hidden_size, 2)
+    with torch.no_grad():
+        span_head.weight.copy_(torch.tensor(config["span_head"]["weight"]))
+        span_head.bias.copy_(torch.tensor(config["span_head"]["bias"]))
+    span_head.to(model.model.device)
+    train, _, _ = _examples(data, limit, written, workers, seed, cache)
+    embed = Embedder().load().embed
+    heads, held, probs, reads = fit_heads(model, span_head, train, embed)
+    config.update({k: heads[k] for k in ("stack", "threshold", "abstain_below",
+                                         "span_threshold")})
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    return _figures(model, span_head, config, held, probs, reads, data, dev, workers, cache,
+                    seed, embed, started)
+
+
 def _labels(data: Path) -> dict[str, dict] | None:
     path = data / "realtimeqa-train" / "labels.jsonl"
     return {r["id"]: r for r in _read_jsonl(path)} if path.is_file() else None
@@ -557,23 +605,24 @@ def run(data: Path, out: Path, *, epochs: float = 1.0, seed: int = 13, limit: in
     from retrieval.embed import Embedder
 
     started = time.perf_counter()
-    embedder = Embedder().load()
-    embed = embedder.embed
-    labels = _labels(data)
-    tag = (f"-{limit}" if limit else "") + ("-labelled" if labels else "")
-    train = cached_examples(data, "train", limit, workers, labels,
-                            cache / f"train{tag}.json" if cache else None)
-    n_rtqa = len(train)
-    if written != 0 and (data / "newsqa-written" / "questions.jsonl").is_file():
-        train += build_written_examples(data, "train", written, seed)
+    embed = Embedder().load().embed
+    train, n_rtqa, labelled = _examples(data, limit, written, workers, seed, cache)
     fit_on = [e for e in train if _fold(e.qid) != 0]
     model, span_head = train_cross_encoder(fit_on, epochs, seed, max_steps=max_steps)
     config, held, held_probs, held_reads = fit_heads(model, span_head, train, embed)
     config.update(seed=seed, epochs=epochs, trained_on=(
-        f"RealTime QA train ({n_rtqa} questions{', hand labels' if labels else ''}) and "
+        f"RealTime QA train ({n_rtqa} questions{', hand labels' if labelled else ''}) and "
         f"newsqa-written train ({len(train) - n_rtqa} questions)"))
     save_fp16(model, out)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    return _figures(model, span_head, config, held, held_probs, held_reads, data, dev, workers,
+                    cache, seed, embed, started)
+
+
+def _figures(model, span_head, config: dict, held: list[Example], held_probs, held_reads,
+             data: Path, dev: bool, workers: int, cache: Path | None, seed: int, embed,
+             started: float) -> dict:
+    """Candidate-level figures on the held-out train questions and the dev sets."""
     threshold, span_threshold = config["abstain_below"], config["span_threshold"]
     figures = {"held-out train": evaluate(held, held_probs, threshold, span_threshold,
                                           held_reads)}
@@ -644,9 +693,8 @@ def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: lis
         i = int(np.argmax(p))
         if p[i] < floor or r.spans[i] is None:
             continue
-        text, conf = r.spans[i]
-        rows.append((conf * float(p[i]),
-                     normalise(text) in {normalise(a) for a in e.answers}))
+        text, conf = r.spans[i]  # the sentence's own probability already passed the floor
+        rows.append((conf, normalise(text) in {normalise(a) for a in e.answers}))
     rows.sort(reverse=True)
     n = max(1, n)
     best_t, best_right, right, wrong = 1.0, 0, 0, 0

@@ -338,11 +338,13 @@ def test_follow_up_carries_the_previous_name():
 
 def test_follow_up_is_rewritten_and_answered_from_the_right_article(sample_bot):
     history = [Turn(REFERENCE_QUESTION, "Wallace met Christina Lambrecht [1].")]
-    q, how = sample_bot.standalone("and who did he meet in the Netherlands?", history)
-    assert (q, how) == ("who did Wallace meet in the Netherlands?", "carried over")
+    # A follow-up the article answers: the Netherlands sentence never said whom Wallace met
+    # there, and tied with Lambrecht's (0.6896 against 0.6895 in int8 on a CPU with VNNI).
+    q, how = sample_bot.standalone("and which countries will he visit next week?", history)
+    assert (q, how) == ("which countries will Wallace visit next week?", "carried over")
     a = sample_bot.ask(q)
     assert a.citations[0].article_id == "interfax-wallace-2022-01-27"
-    assert "Netherlands" in a.citations[0].quote
+    assert "Slovakia and Hungary" in a.citations[0].quote
 
 
 def test_follow_up_rewritten_by_the_llm(llm_bot, stub):
