@@ -62,15 +62,18 @@ MAX_SPAN_TOKENS = 16  # longer short answers are phrases a reader would rather q
 def decode_span(starts: np.ndarray, ends: np.ndarray, allowed: list[bool],
                 offsets) -> tuple[int, int, float] | None:
     """The likeliest span (characters in the sentence) and its probability from the span
-    head's start and end logits; None when [CLS] ("no answer here") is likelier."""
+    head's start and end logits. [CLS] ("no answer here") takes its share of both softmaxes, so
+    a sentence that holds no answer leaves every span a low probability; None only when the
+    sentence has no token left after truncation."""
     mask = np.asarray(allowed)
+
     def softmax(x: np.ndarray) -> np.ndarray:
         x = np.where(mask, x, -1e4)
         e = np.exp(x - x.max())
         return e / e.sum()
 
     ps, pe = softmax(starts.astype(np.float64)), softmax(ends.astype(np.float64))
-    best, where = ps[0] * pe[0], None
+    best, where = -1.0, None
     idx = np.flatnonzero(mask[1:]) + 1
     for i in idx:
         for j in idx[(idx >= i) & (idx < i + MAX_SPAN_TOKENS)]:
