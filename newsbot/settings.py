@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     reader: str = "none"
     # auto: int8 (ONNX Runtime) on CPUs, fp32 on CUDA; bf16 only on CPUs with native bf16.
     reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
-    # With a reader, abstention stays the scorer's (abstain_below); this adds a floor on the
-    # reader's probability for its first sentence. Empty: none (docs/reader.md).
+    # With a reader, a floor on its probability for its first sentence, beside the scorer's
+    # abstain_below. Empty: the floor the reader was calibrated with (docs/reader.md).
     reader_abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     max_question_chars: int = Field(1000, ge=10, le=6000)
 

@@ -37,7 +37,7 @@ def split_article(article_id: str, text: str, body_start: int, max_chars: int,
 
     # One sentence past the cap tells that the article goes on.
     sentences = split_sentences(article_id, text, body_start, max_chars,
-                                max_sentences + 1 if max_sentences else None)
+                                limit=max_sentences + 1 if max_sentences else None)
     capped = max_sentences is not None and len(sentences) > max_sentences
     if capped:
         sentences = sentences[:max_sentences]

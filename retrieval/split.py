@@ -123,8 +123,8 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int
 
 
 def split_sentences(
-    article_id: str, text: str, body_start: int = 0, max_chars: int = 600, merge: bool = True,
-    limit: int | None = None,
+    article_id: str, text: str, body_start: int = 0, max_chars: int = 600, *,
+    merge: bool = True, limit: int | None = None,
 ) -> list[Sentence]:
     """Sentences of ``text`` from ``body_start`` on (a dateline before it is never glued on).
     ``merge=False`` keeps pysbd's fragments (benchmarks/bench_split.py measures both); with
