@@ -466,22 +466,6 @@ def read_examples(model, span_head, examples: list[Example], batch: int = 64) ->
     return out_
 
 
-def score(model, examples: list[Example], batch: int = 64) -> list[np.ndarray]:
-    import torch
-
-    pairs = [(e.question, pair_text(c.text, c.title, c.previous))
-             for e in examples for c in e.cands]
-    with torch.inference_mode():
-        flat = np.asarray(model.predict(pairs, batch_size=batch, convert_to_numpy=True,
-                                        activation_fn=torch.nn.Identity(),
-                                        show_progress_bar=False), dtype=np.float64).reshape(-1)
-    out, at = [], 0
-    for e in examples:
-        out.append(flat[at: at + len(e.cands)])
-        at += len(e.cands)
-    return out
-
-
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 500) -> np.ndarray:
     """Plain logistic regression by Newton steps (a handful of features, no new dependency)."""
     w = np.zeros(x.shape[1])

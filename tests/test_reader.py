@@ -360,3 +360,20 @@ def test_on_a_cpu_with_native_bf16_the_reader_runs_in_bf16_close_to_fp32(tiny_re
              for c in sample_bot.rank(REFERENCE_QUESTION, ["global"])[:8]]
     a, b = fp32.logits(REFERENCE_QUESTION, texts), bf16.logits(REFERENCE_QUESTION, texts)
     assert abs(a - b).max() < 0.25, (a, b)
+
+
+def test_refit_heads_rewrites_the_heads_and_leaves_the_weights(tiny_reader, tmp_path):
+    """What sits on a trained reader (stack, floor, span threshold) is fitted again on its
+    held-out questions without retraining it."""
+    from retrieval.train_reader import refit_heads
+
+    copy = with_config(tiny_reader, tmp_path / "refit", stack=[9.0, 9.0, 9.0],
+                       abstain_below=0.99)
+    weights = (copy / "model.safetensors").read_bytes()
+    figures = refit_heads(tiny_reader.parent / "data", copy, workers=1, dev=False)
+    config = json.loads((copy / "reader.json").read_text())
+    assert config["stack"][1] == 0.0 and config["stack"] != [9.0, 9.0, 9.0]
+    assert config["abstain_below"] != 0.99 and "span_head" in config
+    assert (copy / "model.safetensors").read_bytes() == weights
+    assert figures["held-out train"]["questions"] >= 1
+    assert Reader(copy).load().abstain_below == config["abstain_below"]
