@@ -59,6 +59,13 @@ def sentence_positions(sentence_len: int, offsets, seq_ids) -> list[bool]:
 MAX_SPAN_TOKENS = 16  # longer short answers are phrases a reader would rather quote whole
 
 
+def trim_span(sentence: str, start: int, end: int) -> tuple[str, int]:
+    """A decoded span's text without surrounding space and end punctuation, and where it
+    starts: serving and training's figures read spans alike."""
+    raw = sentence[start:end]
+    return raw.strip().rstrip(".,;:"), start + len(raw) - len(raw.lstrip())
+
+
 def decode_span(starts: np.ndarray, ends: np.ndarray, allowed: list[bool],
                 offsets) -> tuple[int, int, float] | None:
     """The likeliest span (characters in the sentence) and its probability from the span
@@ -415,11 +422,11 @@ class Reader:
         if self.span_head is None:
             span = best_span(question, sentence, self.span_weights, probability, embed)
         else:
-            span = self._head_span(question, sentence, title, previous, probability)
+            span = self._head_span(question, sentence, title, previous)
         return span if span and span.confidence >= self.span_threshold else None
 
-    def _head_span(self, question: str, sentence: str, title: str, previous: str,
-                   probability: float) -> Span | None:
+    def _head_span(self, question: str, sentence: str, title: str, previous: str
+                   ) -> Span | None:
         self.load()
         enc = self._tokenizer(question, pair_text(sentence, title, previous),
                               truncation="longest_first", max_length=self.max_length,
@@ -442,10 +449,8 @@ class Reader:
                           offsets)
         if got is None:
             return None
-        s, e, p = got
-        raw = sentence[s:e]
-        text = raw.strip().rstrip(".,;:")
-        s += len(raw) - len(raw.lstrip())
+        text, s = trim_span(sentence, got[0], got[1])
+        p = got[2]
         # The sentence passed the reader's floor to be cited: the span's own probability is
         # what says whether it answers.
         return Span(text, s, s + len(text), p) if text else None

@@ -543,9 +543,11 @@ class Newsbot:
         passages, ranked = self._rank(q, filters, k, max(k, depth or 0), mode, ref, timings)
         rd = self.reader if reader else None
         margin = FOLLOW_MARGIN
+        previous: dict[tuple[str, str, int], str] = {}
         if rd is not None:  # the reader re-reads the best candidates and orders them
             t = time.perf_counter()
-            ranked = rd.rerank(q, ranked, self.previous_sentences(ranked[: rd.candidates]))
+            previous = self.previous_sentences(ranked[: rd.candidates])
+            ranked = rd.rerank(q, ranked, previous)
             margin = 1.0  # probabilities are no scores: the scorer's threshold gates citations
             timings["read_ms"] = (time.perf_counter() - t) * 1000
         citations = select(ranked, self.abstain_below, self.settings.max_citations, margin)
@@ -556,8 +558,7 @@ class Newsbot:
         answer.score = best_relevance(ranked)
         if rd is not None:
             answer.reader = f"reader ({rd.dtype})"
-            if citations:
-                previous = self.previous_sentences(ranked[:1])
+            if citations:  # [1] is a re-read candidate: its sentence before is in previous
                 answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score,
                                                     self.embedder.embed, previous)
         # The LLM is asked only when the extractive answer found support: where the articles

@@ -104,14 +104,12 @@ def _split_one(record: dict) -> tuple[str, str, list[str], list[tuple[int, int]]
     return a.id, a.title, [s.text for s in sents], [(s.start, s.end) for s in sents]
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
-    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
-
-
 def _labelled(span: tuple[int, int], labels: list[tuple[int, int]]) -> bool:
     """Whether a sentence is one of the labelled ones: most of it lies inside one (a splitter
     that cuts differently from the one the labels were made with still matches)."""
-    return any(_overlap(span, lab) * 2 > span[1] - span[0] for lab in labels)
+    from retrieval.written import Span
+
+    return any(Span(*lab).overlap(*span) * 2 > span[1] - span[0] for lab in labels)
 
 
 def build_examples(data: Path, split: str, limit: int | None = None,
@@ -218,6 +216,7 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
     words with the question negative, and a random one. A question the article does not answer
     keeps only negatives: the reader learns to say the fact is not there."""
     from retrieval.cite import _strong, _weights, lexical_overlap
+    from retrieval.written import covers, label_from
 
     root = data / "newsqa-written"
     questions = [q for q in _read_jsonl(root / "questions.jsonl") if q["split"] == split]
@@ -232,29 +231,27 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
         strong = _strong(q["question"])
         weights = _weights(q["question"], strong)
         context = set(tokens(title))
-        short = q.get("short") or {}
-        labelled = [(q["sentence"]["start"], q["sentence"]["end"])] if q["answerable"] else []
-        also = [(a["start"], a["end"]) for a in q.get("also") or []]
+        label = label_from(q)
+        short = label.short
         pos, neg = [], []
         for i, (text, span) in enumerate(zip(sents, spans, strict=True)):
             c = Cand(text, title, sents[i - 1] if i else "", 0, 0.0, q["article_id"])
-            holds_short = bool(short) and span[0] <= short["start"] and short["end"] <= span[1]
-            if holds_short or _labelled(span, labelled + also):
-                if holds_short:
-                    c.span_start, c.span_end = short["start"] - span[0], short["end"] - span[0]
+            if covers(label, *span):  # what `newsbot eval` counts as the labelled sentence
+                if short and span[0] <= short.start and short.end <= span[1]:
+                    c.span_start, c.span_end = short.start - span[0], short.end - span[0]
                 c.label = 1
                 pos.append(c)
                 continue
             c.lexical = lexical_overlap(weights, text, "", context | set(tokens(
                 " ".join(sents[max(0, i - 2): i + 3]))), strong)
             neg.append(c)
-        if q["answerable"] and not any(c.span_start >= 0 for c in pos):
+        if label.answerable and not any(c.span_start >= 0 for c in pos):
             continue  # its label did not map onto these sentences
         neg.sort(key=lambda c: -c.lexical)
         chosen = pos[:POSITIVES] + neg[:WRITTEN_HARD + (0 if pos else 1)]
         rest = neg[WRITTEN_HARD:]
         chosen += rng.sample(rest, min(WRITTEN_RANDOM, len(rest)))
-        answers = [short["text"]] if short else []
+        answers = [label.short_text] if short else []
         out.append(Example(q["id"], q["question"], answers, chosen))
     return out
 
@@ -435,7 +432,7 @@ def read_examples(model, span_head, examples: list[Example], batch: int = 64) ->
     """Logits and short answers of every candidate, as the shipped reader computes them."""
     import torch
 
-    from retrieval.read import decode_span, sentence_positions
+    from retrieval.read import decode_span, sentence_positions, trim_span
 
     rows = [(e.question, pair_text(c.text, c.title, c.previous), c.text)
             for e in examples for c in e.cands]
@@ -457,7 +454,7 @@ def read_examples(model, span_head, examples: list[Example], batch: int = 64) ->
                 got = decode_span(se[k, :, 0], se[k, :, 1],
                                   sentence_positions(len(text), offsets[k], seq[k]), offsets[k])
                 spans.append(None if got is None else
-                             (text[got[0]:got[1]].strip().rstrip(".,;:"), got[2]))
+                             (trim_span(text, got[0], got[1])[0], got[2]))
     out_, at = [], 0
     for e in examples:
         n = len(e.cands)
