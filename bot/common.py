@@ -142,37 +142,21 @@ class BaseBot(commands.Bot):
         """Standing questions, on their own thread: a slow feed never holds them up."""
         return await self._run(self._follows, fn, *args, **kwargs)
 
-    @contextlib.asynccontextmanager
-    async def write_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+    def write_slot(self, guild_id: int | None) -> contextlib.AbstractAsyncContextManager[None]:
         """At most one write per server in flight, and a bounded queue across servers: past
         either, a clear "busy" instead of a wait that would outlast the interaction."""
-        if guild_id in self._writing:
-            raise NewsbotError("This server already has an ingest or removal running; try "
-                               "again when it has finished.")
-        if len(self._writing) >= MAX_QUEUED_WRITES:
-            raise NewsbotError("The bot is busy with other servers' ingests; try again in a "
-                               "minute.")
-        self._writing.add(guild_id)
-        try:
-            yield
-        finally:
-            self._writing.discard(guild_id)
+        return _slot(self._writing, guild_id, MAX_QUEUED_WRITES,
+                     "This server already has an ingest or removal running; try again when "
+                     "it has finished.",
+                     "The bot is busy with other servers' ingests; try again in a minute.")
 
-    @contextlib.asynccontextmanager
-    async def fetch_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+    def fetch_slot(self, guild_id: int | None) -> contextlib.AbstractAsyncContextManager[None]:
         """At most one web fetch per server in flight (it holds no write slot while it
         waits on the host), and a bounded number across servers."""
-        if guild_id in self._fetching:
-            raise NewsbotError("This server already has a page being fetched; try again when "
-                               "it has finished.")
-        if len(self._fetching) >= MAX_QUEUED_FETCHES:
-            raise NewsbotError("The bot is busy fetching other servers' pages; try again in a "
-                               "minute.")
-        self._fetching.add(guild_id)
-        try:
-            yield
-        finally:
-            self._fetching.discard(guild_id)
+        return _slot(self._fetching, guild_id, MAX_QUEUED_FETCHES,
+                     "This server already has a page being fetched; try again when it has "
+                     "finished.",
+                     "The bot is busy fetching other servers' pages; try again in a minute.")
 
     def cooldown_left(self, user_id: int) -> float:
         """Seconds until the user may search again (/ask, a claim check, a follow-up by
@@ -211,3 +195,19 @@ class BaseBot(commands.Bot):
         self.conversations.close()
         self.feeds.close()
         self.follows.close()
+
+
+@contextlib.asynccontextmanager
+async def _slot(held: set[int | None], guild_id: int | None, limit: int, mine: str,
+                everyone: str) -> AsyncIterator[None]:
+    """One of ``held``'s slots for this server while the block runs; ``mine`` when the server
+    has one already, ``everyone`` when all ``limit`` are taken."""
+    if guild_id in held:
+        raise NewsbotError(mine)
+    if len(held) >= limit:
+        raise NewsbotError(everyone)
+    held.add(guild_id)
+    try:
+        yield
+    finally:
+        held.discard(guild_id)
