@@ -178,28 +178,29 @@ def _deadline_transport(deadline: float):
     import httpcore
     import httpx
 
+    def left(timeout: float | None, error: type[Exception]) -> float:
+        """The time an operation may take: its own timeout, cut to what the deadline leaves."""
+        rest = deadline - time.monotonic()
+        if rest <= 0:
+            raise error("the fetch's deadline has passed")
+        return rest if timeout is None else min(timeout, rest)
+
     class Stream(httpcore.NetworkStream):
         def __init__(self, inner: httpcore.NetworkStream) -> None:
             self.inner = inner
 
-        def _left(self, timeout: float | None, error: type[Exception]) -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise error("the fetch's deadline has passed")
-            return left if timeout is None else min(timeout, left)
-
         def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            return self.inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+            return self.inner.read(max_bytes, left(timeout, httpcore.ReadTimeout))
 
         def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            self.inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+            self.inner.write(buffer, left(timeout, httpcore.WriteTimeout))
 
         def close(self) -> None:
             self.inner.close()
 
         def start_tls(self, ssl_context, server_hostname=None, timeout=None):
             return Stream(self.inner.start_tls(ssl_context, server_hostname,
-                                               self._left(timeout, httpcore.ConnectTimeout)))
+                                               left(timeout, httpcore.ConnectTimeout)))
 
         def get_extra_info(self, info: str):
             return self.inner.get_extra_info(info)
@@ -207,12 +208,9 @@ def _deadline_transport(deadline: float):
     class Backend(httpcore.SyncBackend):
         def connect_tcp(self, host, port, timeout=None, local_address=None,
                         socket_options=None):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise httpcore.ConnectTimeout("the fetch's deadline has passed")
-            return Stream(super().connect_tcp(host, port, left if timeout is None
-                                              else min(timeout, left), local_address,
-                                              socket_options))
+            return Stream(super().connect_tcp(host, port,
+                                              left(timeout, httpcore.ConnectTimeout),
+                                              local_address, socket_options))
 
     transport = httpx.HTTPTransport(trust_env=False)
     # HTTPTransport takes no network backend; its pool is rebuilt around one that knows the
