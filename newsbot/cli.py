@@ -442,6 +442,19 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
                            "data, see docs/reader.md)")
+    if args.calibrate:
+        from retrieval.libraries import check_library
+        from retrieval.train_reader import calibrate_on_store
+
+        if not (data / "newsqa-written" / "questions.jsonl").is_file():
+            raise NewsbotError(f"{data} holds no newsqa-written/questions.jsonl (the held-out "
+                               "written train questions calibrate on)")
+        nb = _service(args)
+        nb.settings.reader = str(Path(args.out).resolve())
+        library = check_library(args.calibrate)
+        nb.require_articles([library])
+        _print_json(calibrate_on_store(nb, data, Path(args.out), library))
+        return 0
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
                   limit=args.limit or None,
                   **({} if args.written is None else {"written": args.written}),
@@ -553,16 +566,21 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: ../shared/data beside the checkout)")
     s.add_argument("--out", default=str(SAMPLES_DIR.parent / "retrieval" / "reader"),
                    metavar="DIR", help="where the weights go (default: the shipped reader)")
-    s.add_argument("--epochs", type=float, default=1.0)
+    s.add_argument("--epochs", type=float, default=2.0)
     s.add_argument("--seed", type=int, default=13)
     s.add_argument("--limit", type=int, default=0, metavar="N",
                    help="first N RealTime QA train questions only")
     s.add_argument("--written", type=int, default=None, metavar="N",
-                   help="newsqa-written train questions to sample (0: none; default 3,000)")
+                   help="newsqa-written train questions to sample (0: none; default: all)")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
     s.add_argument("--cache", metavar="DIR",
                    help="keep the labelled candidates here, so a rerun skips building them")
+    s.add_argument("--calibrate", metavar="LIBRARY",
+                   help="no training: fit the floor and short-answer threshold of the reader "
+                        "in --out again on what ask answers for held-out written train "
+                        "questions, over this library of the --data-dir store (it must hold "
+                        "the newsqa-written articles)")
     s.set_defaults(func=cmd_train_reader)
 
     s = sub.add_parser("feeds", parents=[common, lib], help="RSS and Atom feeds to follow")

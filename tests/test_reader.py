@@ -377,3 +377,24 @@ def test_refit_heads_rewrites_the_heads_and_leaves_the_weights(tiny_reader, tmp_
     assert (copy / "model.safetensors").read_bytes() == weights
     assert figures["held-out train"]["questions"] >= 1
     assert Reader(copy).load().abstain_below == config["abstain_below"]
+
+
+def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_reader,
+                                                                           make_bot, tmp_path):
+    """`newsbot train-reader --calibrate`: the floor and short-answer threshold are fitted
+    again on the pipeline's answers to written train questions; the weights stay."""
+    from retrieval.train_reader import calibrate_on_store
+
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9)
+    weights = (reader / "model.safetensors").read_bytes()
+    nb = make_bot(tmp_path / "d", reader=str(reader))
+    nb.ingest([SAMPLES])
+    figures = calibrate_on_store(nb, tiny_reader.parent / "data", reader, "global",
+                                 folds=(0, 1, 2, 3, 4))
+    config = json.loads((reader / "reader.json").read_text())
+    assert figures["questions"] == 4 and figures["answerable"] == 3
+    assert config["abstain_below"] == config["threshold"] == figures["floor"] < 0.9
+    assert config["span_threshold"] == figures["span_threshold"]
+    assert 0.0 <= figures["abstained_answerable"] <= 1.0
+    assert "held-out newsqa-written train questions" in config["calibrated_on"]
+    assert (reader / "model.safetensors").read_bytes() == weights
