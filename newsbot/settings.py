@@ -73,10 +73,10 @@ class Settings(BaseSettings):
     # The heuristic scorer's threshold; empty: the value calibrated for the embedding precision
     # in use (docs/abstention.md).
     abstain_below: float | None = Field(None, ge=0.0, le=2.0)
-    # The trained reader: "none" = the hand-weighted scorer (the default until a reader that
-    # beats it ships), a path = a reader made by `newsbot train-reader`, empty = the one
-    # shipped in the package (docs/reader.md).
-    reader: str = "none"
+    # The trained reader: empty = the one shipped in the package (the default), "none" = the
+    # hand-weighted scorer alone, a path = a reader made by `newsbot train-reader`
+    # (docs/reader.md).
+    reader: str = ""
     # auto: int8 (ONNX Runtime) on CPUs, fp32 on CUDA; bf16 only on CPUs with native bf16.
     reader_precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
     # With a reader, a floor on its probability for its first sentence, beside the scorer's

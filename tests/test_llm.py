@@ -15,7 +15,7 @@ import pytest
 from newsbot.settings import Settings
 from retrieval.followup import Turn, carry_over
 from retrieval.service import Newsbot
-from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, write
+from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, share_models, write
 from tests.llm_stub import LLMStub, Reply, evidence_number
 
 SECRET = "sk-test-secret-value-123"
@@ -29,7 +29,7 @@ def stub():
 
 
 @pytest.fixture
-def llm_bot(stub, sample_bot, embedder):
+def llm_bot(stub, sample_bot, embedder, shipped_reader):
     """The sample store, answering through the stub (OpenAI-compatible)."""
     made = []
 
@@ -38,7 +38,7 @@ def llm_bot(stub, sample_bot, embedder):
                     "llm_model": "stub-model", "llm_base_url": f"{stub.base_url}/v1",
                     "llm_api_key": SECRET, "llm_timeout_s": 5, **overrides}
         nb = Newsbot(Settings(**settings))
-        nb.__dict__["embedder"] = embedder
+        share_models(nb, embedder, shipped_reader)
         made.append(nb)
         return nb
 
@@ -299,10 +299,10 @@ def test_llm_is_not_asked_when_the_articles_do_not_say(llm_bot, stub):
     assert a.abstained and not stub.requests
 
 
-def test_ollama_backend(stub, sample_bot, embedder):
+def test_ollama_backend(stub, sample_bot, embedder, shipped_reader):
     nb = Newsbot(Settings(data_dir=sample_bot.data_dir, llm_provider="ollama",
                           llm_model="stub-llama", llm_base_url=stub.base_url))
-    nb.__dict__["embedder"] = embedder
+    share_models(nb, embedder, shipped_reader)
     stub.play(CORRECT)
     a = nb.ask(REFERENCE_QUESTION)
     nb.close()

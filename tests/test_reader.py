@@ -1,7 +1,7 @@
-"""The reader (issue 12): trained by `newsbot train-reader`, loaded offline from a directory,
-re-ranking citations and giving a short answer whose offsets are exact; missing or corrupt
-weights are one clear line. No reader ships yet (the default is the hand-weighted scorer, see
-docs/reader.md), so these tests train a tiny one from the bundled samples."""
+"""The reader (issue 25): the shipped one is on by default, loaded offline from the repo, and
+puts the answering sentence first with the short answer (exact offsets); `NEWSBOT_READER=none`
+gives the hand-weighted scorer; missing or corrupt weights are one clear line. The recipe is
+tested by training a tiny reader from the bundled samples."""
 
 from __future__ import annotations
 
@@ -48,7 +48,16 @@ QUESTIONS = [
 ]
 
 
-MISSED_TODAY = {
+# More of the kinds the issue names, for the shipped reader: a count of countries for "Slovakia
+# and Hungary", a kind of equipment for "helmets".
+QUESTIONS += [
+    ("How many countries will the British defence secretary visit next week?",
+     "will visit Slovakia and Hungary"),
+    ("What protective gear might the Dutch send to Ukraine?",
+     "sniper rifles, anti-tank missile systems and helmets"),
+]
+
+SCORER_MISSES = {
     'How long did the French and Russian foreign ministers talk?',
     'How optimistic is Wallace about stopping an invasion?',
     'What did the United States ask NATO allies to do?',
@@ -56,27 +65,94 @@ MISSED_TODAY = {
     'Where is the British defence secretary travelling next week?',
     'Who will the UK defence secretary hold talks with in Moscow?',
 }
+# Measured with the shipped reader (docs/reader.md): it ranks "Kral asked allies for help"
+# over the US request, "the first visit ... in two years" over "The talks lasted five hours",
+# the Moscow talks' second round over "flew on to Kyiv"; Shoigu's sentence is 6th by the
+# scorer, so it is not among the 4 it re-reads.
+READER_MISSES = {
+    'How long did the French and Russian foreign ministers talk?',
+    'What did the United States ask NATO allies to do?',
+    'Where did the French foreign minister go after Moscow?',
+    'Who will the UK defence secretary hold talks with in Moscow?',
+}
 
 
-MISSED = pytest.mark.xfail(
-    reason="the hand-weighted scorer (today's default) misses this paraphrase, acronym or "
-           "pronoun; a trained reader that beats it is issue 12's goal (docs/reader.md)",
-    strict=False)
+def _missed(misses: set[str], reason: str):
+    mark = pytest.mark.xfail(reason=reason, strict=False)
+    return [pytest.param(q, a, marks=mark) if q in misses else (q, a) for q, a in QUESTIONS]
 
 
-@pytest.mark.parametrize(("question", "answer"), [
-    pytest.param(q, a, marks=MISSED) if q in MISSED_TODAY else (q, a) for q, a in QUESTIONS])
-def test_the_answering_sentence_is_cited_in_the_top_three(sample_bot, question, answer):
+@pytest.fixture(scope="module")
+def scorer_bot(sample_bot, embedder):
+    """The sample store read with NEWSBOT_READER=none: the hand-weighted scorer alone."""
+    from newsbot.settings import Settings
+    from retrieval.service import Newsbot
+
+    nb = Newsbot(Settings(data_dir=sample_bot.data_dir, reader="none"))
+    nb.__dict__["embedder"] = embedder
+    yield nb
+    nb.close()
+
+
+@pytest.mark.parametrize(("question", "answer"), _missed(
+    READER_MISSES, "the shipped reader does not read this one first (measured, see "
+                   "READER_MISSES; issue 25's cited@1 target is unmet)"))
+def test_the_shipped_reader_cites_the_answering_sentence_first(sample_bot, question, answer):
     a = sample_bot.ask(question)
+    assert a.reader.startswith("reader (")
+    assert a.citations and answer in a.citations[0].quote, [c.quote for c in a.citations]
+
+
+@pytest.mark.parametrize(("question", "answer"), _missed(
+    SCORER_MISSES, "the hand-weighted scorer misses this paraphrase, acronym or pronoun "
+                   "in its top three; the shipped reader is what reads it (docs/reader.md)"))
+def test_the_scorer_alone_cites_the_answering_sentence_in_the_top_three(scorer_bot, question,
+                                                                         answer):
+    a = scorer_bot.ask(question)
     quotes = [c.quote for c in a.citations[:3]]
     assert any(answer in q for q in quotes), quotes
 
 
-def test_the_default_is_the_hand_weighted_scorer(sample_bot):
+def test_the_default_is_the_shipped_reader_with_the_short_answer(sample_bot):
     a = sample_bot.ask(REFERENCE_QUESTION)
-    assert sample_bot.reader is None and a.reader == "" and a.short_answer is None
+    assert sample_bot.reader is not None and sample_bot.reader.path == SHIPPED
+    assert a.reader == f"reader ({sample_bot.reader.dtype})"
+    assert LAMBRECHT in a.citations[0].quote
+    s = a.short_answer
+    assert s is not None and s.text == "Christina Lambrecht"
+    text = sample_bot.catalog.load("global", s.article_id)[0].text
+    assert text[s.start:s.end] == "Christina Lambrecht"
+    c = a.citations[0]
+    assert s.article_id == c.article_id and c.start <= s.start < s.end <= c.end
+    assert a.to_dict()["short_answer"] == {"text": "Christina Lambrecht",
+                                           "article_id": s.article_id, "start": s.start,
+                                           "end": s.end}
+
+
+def test_with_none_the_scorer_answers_alone(scorer_bot):
+    a = scorer_bot.ask(REFERENCE_QUESTION)
+    assert scorer_bot.reader is None and a.reader == "" and a.short_answer is None
     assert LAMBRECHT in a.citations[0].quote
     assert a.to_dict()["short_answer"] is None
+
+
+def test_the_shipped_reader_answers_the_same_in_fresh_offline_processes(sample_bot, tmp_path):
+    """Loaded from the repo with no network and no home directory: two fresh processes give
+    the same answer, byte for byte apart from the timings."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "NEWSBOT_MODEL_CACHE": str(tmp_path / "models")}
+    outs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir",
+                            str(sample_bot.data_dir), "ask", "--json", REFERENCE_QUESTION],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+        assert r.returncode == 0, r.stderr[-1500:]
+        d = json.loads(r.stdout)
+        d.pop("timings_ms")
+        outs.append(d)
+    assert outs[0] == outs[1]
+    assert outs[0]["short_answer"]["text"] == "Christina Lambrecht"
+    assert outs[0]["reader"].startswith("reader (")
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +231,7 @@ def test_with_its_floor_at_zero_the_reader_leaves_abstention_to_the_scorer(tiny_
                                                                            make_bot, tmp_path):
     """The reader orders what the scorer would cite; it never cites what the scorer finds too
     weak, and with its own floor at 0 it abstains exactly where the scorer would."""
-    plain = make_bot(tmp_path / "plain")
+    plain = make_bot(tmp_path / "plain", reader="none")
     read = make_bot(tmp_path / "read", reader=str(with_config(tiny_reader, tmp_path / "r",
                                                                threshold=1.01,
                                                                abstain_below=0.0)))
@@ -211,17 +287,26 @@ def test_missing_or_corrupt_weights_are_one_clear_error(tiny_reader, tmp_path, m
         Reader(broken)
     with pytest.raises(ReaderError, match="unknown reader precision"):
         Reader(tiny_reader, precision="fp8")
-    # Through the CLI: one line, exit 2, no traceback; the shipped slot is empty for now.
-    make_bot(tmp_path / "d").ingest([SAMPLES])
-    for setting, where in ((str(tmp_path / "none"), tmp_path / "none"), ("", SHIPPED)):
+    # Through the CLI: one line, exit 2, no traceback, for a missing reader and for a copy of
+    # the shipped one whose weights file is damaged.
+    make_bot(tmp_path / "d", reader="none").ingest([SAMPLES])
+    damaged = tmp_path / "damaged"
+    shutil.copytree(SHIPPED, damaged)
+    data = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(data[: len(data) // 2])
+    for setting, line in (
+            (str(tmp_path / "none"),
+             f"newsbot: no reader at {tmp_path / 'none'} (expected model.safetensors and "
+             "reader.json); set NEWSBOT_READER=none for the heuristic scorer"),
+            (str(damaged), f"newsbot: cannot load the reader from {damaged}: ")):
         r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
                             "ask", "who?"], capture_output=True, text=True, timeout=120,
                            cwd=ROOT, env={"PATH": "/usr/bin:/bin", "NEWSBOT_READER": setting,
-                                          "HOME": str(tmp_path)})
-        assert r.returncode == 2
-        assert r.stderr.strip().splitlines() == [
-            f"newsbot: no reader at {where} (expected model.safetensors and reader.json); "
-            "set NEWSBOT_READER=none for the heuristic scorer"]
+                                          "HOME": str(tmp_path),
+                                          "NEWSBOT_MODEL_CACHE": str(tmp_path / "models")})
+        assert r.returncode == 2, r.stderr[-1500:]
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(line), lines
 
 
 def test_spans_are_names_numbers_and_dates():
