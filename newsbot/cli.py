@@ -439,9 +439,6 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise NewsbotError(f"training needs the train extra: pip install -e '.[train]' ({e})"
                            ) from None
     data = Path(args.data)
-    if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
-        raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
-                           "data, see docs/reader.md)")
     if args.calibrate:
         from retrieval.libraries import check_library
         from retrieval.train_reader import calibrate_on_store
@@ -455,6 +452,9 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         nb.require_articles([library])
         _print_json(calibrate_on_store(nb, data, Path(args.out), library))
         return 0
+    if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
+        raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
+                           "data, see docs/reader.md)")
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
                   limit=args.limit or None,
                   **({} if args.written is None else {"written": args.written}),

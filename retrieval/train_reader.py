@@ -579,7 +579,8 @@ def refit_heads(data: Path, out: Path, *, seed: int = 13, limit: int | None = No
     embed = Embedder().load().embed
     heads, held, probs, reads = fit_heads(model, span_head, train, embed)
     config.update({k: heads[k] for k in ("stack", "threshold", "abstain_below",
-                                         "span_threshold")})
+                                         "floors_by_kind", "span_threshold")})
+    config.pop("calibrated_on", None)  # the floor is the recipe's again
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return _figures(model, span_head, config, held, probs, reads, data, dev, workers, cache,
                     seed, embed, started)
@@ -734,19 +735,13 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     rd = nb.reader
     if rd is None or rd.path.resolve() != out.resolve():
         raise ValueError(f"the service's reader is not {out} (set NEWSBOT_READER)")
+    saved = rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below
     rd.abstain_below, rd.span_threshold = 0.0, 0.0  # see every question's read
     nb.settings.reader_abstain_below = None
-    rows = []  # (reader's probability of [1], answerable, [1] labelled, short text, confidence)
-    for q in questions:
-        answer = nb.ask(q.question, libraries=[library], as_of=q.question_date, llm=False)
-        r = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, ""))
-        if progress:
-            progress(1)
-        if answer.abstained:
-            continue  # the scorer's own abstention: no floor changes it
-        sa = answer.short_answer
-        rows.append((answer.citations[0].score, q.label.answerable, r.cited_at == 1,
-                     sa.text if sa else None, sa.confidence if sa else 0.0, q.answers))
+    try:
+        rows = _pipeline_rows(nb, questions, texts, library, progress)
+    finally:
+        rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below = saved
     n_yes = sum(1 for q in questions if q.label.answerable) or 1
     yes = sorted(p for p, ok, *_ in rows if ok)
     floor = yes[int(PIPELINE_ABSTAIN * n_yes)] if len(yes) > PIPELINE_ABSTAIN * n_yes else 0.0
@@ -774,11 +769,33 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
         "first_labelled": sum(1 for p, ok, first, *_ in rows if ok and first and p >= floor
                               ) / n_yes,
         "short_exact": best_right / n_yes,
-        "recipe_floor": config.get("abstain_below"),
-        "recipe_span_threshold": config.get("span_threshold")}
+        "previous_floor": config.get("abstain_below"),
+        "previous_span_threshold": config.get("span_threshold")}
     config.update(threshold=floor, abstain_below=floor, span_threshold=span_t,
                   calibrated_on=f"ask over library {library!r}: {len(questions)} held-out "
                                 f"newsqa-written train questions")
     config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     _log(json.dumps(figures, indent=1))
     return figures
+
+
+def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,
+                   progress: Callable[[int], None] | None) -> list[tuple]:
+    """(reader's probability of [1], answerable, [1] labelled, short text, its confidence,
+    answers) of each question the scorer does not abstain on (no floor changes those).
+    Citation scores are rounded to 4 places: a floor fitted on them can differ from the raw
+    probability by 5e-5, a question or none."""
+    from retrieval import evaluate as ev
+
+    rows = []
+    for q in questions:
+        answer = nb.ask(q.question, libraries=[library], as_of=q.question_date, llm=False)
+        r = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, ""))
+        if progress:
+            progress(1)
+        if answer.abstained:
+            continue
+        sa = answer.short_answer
+        rows.append((answer.citations[0].score, q.label.answerable, r.cited_at == 1,
+                     sa.text if sa else None, sa.confidence if sa else 0.0, q.answers))
+    return rows

@@ -470,8 +470,11 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     again on the pipeline's answers to written train questions; the weights stay."""
     from retrieval.train_reader import calibrate_on_store
 
-    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9)
+    # No floor of another kind of question to take the lowest of: the floor is the pipeline's.
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9,
+                         floors_by_kind={})
     weights = (reader / "model.safetensors").read_bytes()
+    with_span = json.loads((reader / "reader.json").read_text())["span_threshold"]
     nb = make_bot(tmp_path / "d", reader=str(reader))
     nb.ingest([SAMPLES])
     figures = calibrate_on_store(nb, tiny_reader.parent / "data", reader, "global",
@@ -483,3 +486,5 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     assert 0.0 <= figures["abstained_answerable"] <= 1.0
     assert "held-out newsqa-written train questions" in config["calibrated_on"]
     assert (reader / "model.safetensors").read_bytes() == weights
+    # The live reader is left as it was (its floor and threshold were 0 only to see every read).
+    assert (nb.reader.abstain_below, nb.reader.span_threshold) == (0.9, with_span)
