@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,7 +81,8 @@ class Example:
 
 
 def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    # Progress goes to stderr: stdout is the figures' JSON that the CLI prints at the end.
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -488,3 +488,20 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     assert (reader / "model.safetensors").read_bytes() == weights
     # The live reader is left as it was (its floor and threshold were 0 only to see every read).
     assert (nb.reader.abstain_below, nb.reader.span_threshold) == (0.9, with_span)
+
+
+def test_train_reader_calibrate_runs_from_the_cli(tiny_reader, make_bot, tmp_path):
+    """The CLI wiring of --calibrate: the --data-dir store's library, the --out reader."""
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9)
+    make_bot(tmp_path / "d", reader="none").ingest([SAMPLES])
+    r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
+                        "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
+                        str(reader), "--calibrate", "global"], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
+                                                   "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+                                                   "NEWSBOT_MODEL_CACHE": str(tmp_path / "m")})
+    assert r.returncode == 0, r.stderr[-1500:]
+    figures = json.loads(r.stdout)
+    config = json.loads((reader / "reader.json").read_text())
+    assert config["abstain_below"] == figures["floor"] and "calibrated_on" in config
+    assert figures["previous_floor"] == 0.9
