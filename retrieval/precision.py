@@ -34,24 +34,25 @@ def usable_cpus() -> int:
 
 
 @cache
+def _cpu_flags() -> str:
+    """/proc/cpuinfo's text ("" where there is none: not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_bf16() -> bool:
     """True where the CPU computes bf16 natively (AMX or avx512_bf16); elsewhere bf16 is
     emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-@cache
 def cpu_amx() -> bool:
     """True where the CPU has AMX tiles for bf16 (Sapphire Rapids and later): there bf16
     autocast trains faster than fp32 (measured 1.7x a step); emulated, it is ~15x slower."""
-    try:
-        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    return " amx_bf16" in _cpu_flags()
 
 
 def int8_available() -> bool:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval import evaluate as ev  # ev.exact: how `newsbot eval` judges a short answer
 from retrieval.read import (
     CONFIG_FILE,
     MAX_LENGTH,
@@ -525,7 +526,7 @@ def evaluate(examples: list[Example], probs: list[np.ndarray], threshold: float,
         abstain += stop
         span = reads[k].spans[best] if reads and not stop else None
         if span and span[1] >= span_threshold:
-            if normalise(span[0]) in {normalise(a) for a in e.answers}:
+            if ev.exact(span[0], e.answers):
                 exact += 1
             else:
                 wrong += 1
@@ -691,9 +692,8 @@ def abstention_floors(examples: list[Example], probs: list[np.ndarray]) -> dict[
 
 def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: list[Read],
                     floor: float, max_wrong: float = MAX_SHORT_WRONG) -> float:
-    """The confidence above which short answers are shown: the one that shows the most right
-    ones while wrong ones stay at most ``max_wrong`` of the answerable questions and fewer
-    than a quarter of the right ones (a bold wrong answer misleads more than none)."""
+    """The confidence above which short answers are shown (``shown_threshold``), over the
+    best candidate of each answerable question that passes the floor."""
     rows = []
     n = 0
     for e, p, r in zip(examples, probs, reads, strict=True):
@@ -704,16 +704,23 @@ def _span_threshold(examples: list[Example], probs: list[np.ndarray], reads: lis
         if p[i] < floor or r.spans[i] is None:
             continue
         text, conf = r.spans[i]  # the sentence's own probability already passed the floor
-        rows.append((conf, normalise(text) in {normalise(a) for a in e.answers}))
-    rows.sort(reverse=True)
-    n = max(1, n)
+        rows.append((conf, ev.exact(text, e.answers)))
+    return float(shown_threshold(rows, max(1, n), max_wrong)[0])
+
+
+def shown_threshold(rows: list[tuple[float, bool]], n: int, max_wrong: float = MAX_SHORT_WRONG
+                    ) -> tuple[float, int]:
+    """Over (confidence, right) of the short answers that would be shown, the confidence to
+    show them from, and how many right ones it shows: the most right ones while wrong ones
+    stay at most ``max_wrong`` of ``n`` questions and fewer than a quarter of the right ones
+    (a bold wrong answer misleads more than none)."""
     best_t, best_right, right, wrong = 1.0, 0, 0, 0
-    for conf, ok in rows:
+    for conf, ok in sorted(rows, reverse=True):
         right += ok
         wrong += not ok
         if wrong / n <= max_wrong and 4 * wrong < right and right > best_right:
             best_t, best_right = conf, right
-    return float(best_t)
+    return best_t, best_right
 
 
 PIPELINE_ABSTAIN = 0.02  # answerable held-out questions the floor may add to the scorer's own
@@ -729,8 +736,6 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     may add PIPELINE_ABSTAIN abstentions on answerable questions, and stays at most the
     recipe's floor for RealTime QA questions (no store of theirs is at hand); the threshold
     keeps the rules of the recipe's. Writes reader.json; returns the held-out figures."""
-    from retrieval import evaluate as ev
-
     questions = [q for q in ev.load_questions(data / "newsqa-written" / "questions.jsonl",
                                               "train") if _fold(q.id) in folds][:limit]
     questions, texts, _ = ev.check_labels(nb.catalog, library, questions)
@@ -752,15 +757,9 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     others = [v for k, v in (config.get("floors_by_kind") or {}).items() if k != "written"]
     floor = min([floor, *others])
     # The short answers' threshold, by the recipe's rules, over the questions that keep [1].
-    shown = sorted(((conf, exact) for p, ok, _, text, conf, answers in rows
-                    if ok and p >= floor and text for exact in [ev.exact(text, answers)]),
-                   reverse=True)
-    span_t, best_right, right, wrong = 1.0, 0, 0, 0
-    for conf, good in shown:
-        right += good
-        wrong += not good
-        if wrong / n_yes <= MAX_SHORT_WRONG and 4 * wrong < right and right > best_right:
-            span_t, best_right = conf, right
+    span_t, best_right = shown_threshold(
+        [(conf, ev.exact(text, answers)) for p, ok, _, text, conf, answers in rows
+         if ok and p >= floor and text], n_yes)
     no = [p for p, ok, *_ in rows if not ok]
     figures = {
         "questions": len(questions), "answerable": n_yes,
@@ -787,8 +786,6 @@ def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,
     answers) of each question the scorer does not abstain on (no floor changes those).
     Citation scores are rounded to 4 places: a floor fitted on them can differ from the raw
     probability by 5e-5, a question or none."""
-    from retrieval import evaluate as ev
-
     rows = []
     for q in questions:
         answer = nb.ask(q.question, libraries=[library], as_of=q.question_date, llm=False)
