@@ -455,11 +455,21 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
                            "data, see docs/reader.md)")
+    cache = Path(args.cache) if args.cache else None
+    pipeline = None
+    if args.pipeline:
+        from retrieval.libraries import check_library
+        from retrieval.train_reader import cached_pipeline
+
+        nb = _service(args)
+        library = check_library(args.pipeline)
+        nb.require_articles([library])
+        pipeline = cached_pipeline(nb, data, library, cache)
     figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
                   limit=args.limit or None,
                   **({} if args.written is None else {"written": args.written}),
                   max_steps=args.max_steps or None,
-                  dev=not args.no_dev, cache=Path(args.cache) if args.cache else None)
+                  dev=not args.no_dev, cache=cache, pipeline=pipeline)
     _print_json(figures)
     return 0
 
@@ -576,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
     s.add_argument("--cache", metavar="DIR",
                    help="keep the labelled candidates here, so a rerun skips building them")
+    s.add_argument("--pipeline", metavar="LIBRARY",
+                   help="give the written train questions the sentences ask ranks first over "
+                        "this library of the --data-dir store (it must hold the "
+                        "newsqa-written articles) as their hard negatives")
     s.add_argument("--calibrate", metavar="LIBRARY",
                    help="no training: fit the floor and short-answer threshold of the reader "
                         "in --out again on what ask answers for held-out written train "

@@ -49,12 +49,6 @@ def cpu_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def cpu_amx() -> bool:
-    """True where the CPU has AMX tiles for bf16 (Sapphire Rapids and later): there bf16
-    autocast trains faster than fp32 (measured 1.7x a step); emulated, it is ~15x slower."""
-    return " amx_bf16" in _cpu_flags()
-
-
 def int8_available() -> bool:
     """int8 needs ONNX Runtime (a chromadb dependency) and the onnx package (to quantise)."""
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))

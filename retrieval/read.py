@@ -44,7 +44,11 @@ class ReaderError(NewsbotError):
 
 def pair_text(sentence: str, title: str, previous: str) -> str:
     """The second text of a pair: the sentence first (truncation cuts context, never it), then
-    what tells the reader who "he" or "the talks" are."""
+    what tells the reader who "he" or "the talks" are. A title that is the sentence itself (one
+    made from an untitled article's first line) is left out: no training pair repeats its
+    sentence, and read twice a sentence scored under the floor (measured)."""
+    if title.strip() == sentence.strip():
+        title = ""
     return f"{sentence} [SEP] {title} | {previous}".strip()
 
 

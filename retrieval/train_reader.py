@@ -210,14 +210,23 @@ def _hand_labelled(scored: list[Cand], where: dict[int, tuple[int, int]], label:
 
 WRITTEN_HARD = 3  # same-article sentences that share most words with a written question
 WRITTEN_RANDOM = 1
+# With the pipeline's candidates at hand (``harvest_pipeline``), a written question's hard
+# negatives are the scorer's best wrong sentences (what serving re-reads, from any article),
+# and one same-article sentence by word overlap.
+PIPELINE_NEGATIVES = 3
+PIPELINE_LEXICAL = 1
+PIPELINE_DEPTH = 6  # ranked sentences kept per question when harvesting
 
 
 def build_written_examples(data: Path, split: str, limit: int | None = None,
-                           seed: int = 13) -> list[Example]:
+                           seed: int = 13, pipeline: dict[str, list[dict]] | None = None
+                           ) -> list[Example]:
     """newsqa-written questions of ``split``: the labelled sentence (and those that say the
     same) positive, with the short answer's span; the article's sentences that share most
     words with the question negative, and a random one. A question the article does not answer
-    keeps only negatives: the reader learns to say the fact is not there."""
+    keeps only negatives: the reader learns to say the fact is not there. ``pipeline`` (from
+    ``harvest_pipeline``, by question id): the scorer's ranked sentences, whose wrong ones
+    become the hard negatives."""
     from retrieval.cite import _strong, _weights, lexical_overlap
     from retrieval.written import covers, label_from
 
@@ -236,6 +245,7 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
         context = set(tokens(title))
         label = label_from(q)
         short = label.short
+        answers = [label.short_text] if short else []
         pos, neg = [], []
         for i, (text, span) in enumerate(zip(sents, spans, strict=True)):
             c = Cand(text, title, sents[i - 1] if i else "", 0, 0.0, q["article_id"])
@@ -251,12 +261,78 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
         if label.answerable and not any(c.span_start >= 0 for c in pos):
             continue  # its label did not map onto these sentences
         neg.sort(key=lambda c: -c.lexical)
-        chosen = pos[:POSITIVES] + neg[:WRITTEN_HARD + (0 if pos else 1)]
-        rest = neg[WRITTEN_HARD:]
+        ranked = None if pipeline is None else pipeline.get(q["id"])
+        if ranked is None:
+            chosen = pos[:POSITIVES] + neg[:WRITTEN_HARD + (0 if pos else 1)]
+            rest = neg[WRITTEN_HARD:]
+        else:
+            chosen = pos[:POSITIVES] + _pipeline_negatives(ranked, q["article_id"], label,
+                                                           answers, {c.text for c in pos})
+            taken = {c.text for c in chosen}
+            neg = [c for c in neg if c.text not in taken]
+            hard = PIPELINE_LEXICAL + (0 if pos else 1)
+            chosen += neg[:hard]
+            rest = neg[hard:]
         chosen += rng.sample(rest, min(WRITTEN_RANDOM, len(rest)))
-        answers = [label.short_text] if short else []
         out.append(Example(q["id"], q["question"], answers, chosen, "written"))
     return out
+
+
+def _pipeline_negatives(ranked: list[dict], article_id: str, label, answers: list[str],
+                        positives: set[str]) -> list[Cand]:
+    """The scorer's best sentences that are not the labelled one. A sentence of another
+    article that holds the short answer is left out: it may well state it too."""
+    from retrieval.written import covers
+
+    out = []
+    for r in ranked:
+        if r["text"] in positives or any(c.text == r["text"] for c in out):
+            continue
+        if r["article_id"] == article_id:
+            if covers(label, r["start"], r["end"]):
+                continue
+        elif answers and _holds(r["text"], answers):
+            continue
+        out.append(Cand(r["text"], r["title"], r["previous"], 0, 0.0, r["article_id"]))
+        if len(out) >= PIPELINE_NEGATIVES:
+            break
+    return out
+
+
+def harvest_pipeline(nb, data: Path, library: str, split: str = "train",
+                     depth: int = PIPELINE_DEPTH, progress: Callable[[int], None] | None = None
+                     ) -> dict[str, list[dict]]:
+    """What the scorer ranks first (before any reader) for each written question of
+    ``split``, asked as of its article's date over ``library`` of ``nb``'s store: each
+    sentence's text, article, offsets, title and the sentence before it, best first."""
+    out: dict[str, list[dict]] = {}
+    for q in _read_jsonl(data / "newsqa-written" / "questions.jsonl"):
+        if q["split"] != split:
+            continue
+        ranked = nb.rank(q["question"], [library], as_of=q["published"])[:depth]
+        before = nb.previous_sentences(ranked)
+        out[q["id"]] = [{"text": c.quote, "article_id": c.article_id, "start": c.start,
+                         "end": c.end, "title": c.passage.title,
+                         "previous": before.get((c.library, c.article_id, c.index), "")}
+                        for c in ranked]
+        if progress:
+            progress(1)
+    return out
+
+
+def cached_pipeline(nb, data: Path, library: str, cache: Path | None
+                    ) -> dict[str, list[dict]]:
+    """harvest_pipeline for the written train questions, kept in ``cache`` when given (a
+    store's ranking changes only when its articles do)."""
+    path = cache / f"pipeline-{library}.json" if cache else None
+    if path and path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    _log(f"ranking the written train questions over library {library!r}")
+    got = harvest_pipeline(nb, data, library)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(got), encoding="utf-8")
+    return got
 
 
 def cached_examples(data: Path, split: str, limit: int | None, workers: int,
@@ -318,12 +394,13 @@ def span_targets(sentence_len: int, offsets, seq_ids, span: tuple[int, int]
 
 
 def training_bf16(device: str) -> bool:
-    """bf16 autocast where it is native and measured faster: CUDA, and CPUs with AMX (1.7x a
-    step on a Sapphire Rapids Xeon). Emulated bf16 trains ~15x slower than fp32 (an AVX2-only
-    EPYC: 30 s against 2 s a step); avx512_bf16 without AMX is unmeasured, so fp32 there."""
-    from retrieval.precision import cpu_amx
+    """bf16 autocast where it is native and measured faster: CUDA, and CPUs with AMX or
+    avx512_bf16 (1.7x an fp32 step on a Sapphire Rapids Xeon, and on a Zen 4 EPYC: 0.48 s
+    against 0.84 s). Emulated bf16 trains ~15x slower than fp32 (an AVX2-only EPYC: 30 s
+    against 2 s a step), so fp32 there."""
+    from retrieval.precision import cpu_bf16
 
-    return device.startswith("cuda") or (device == "cpu" and cpu_amx())
+    return device.startswith("cuda") or (device == "cpu" and cpu_bf16())
 
 
 def training_autocast(device: str):
@@ -545,7 +622,8 @@ def _stacked(examples: list[Example], logits: list[np.ndarray], stack: list[floa
 
 
 def _examples(data: Path, limit: int | None, written: int | None, workers: int, seed: int,
-              cache: Path | None) -> tuple[list[Example], int, bool]:
+              cache: Path | None, pipeline: dict[str, list[dict]] | None = None
+              ) -> tuple[list[Example], int, bool]:
     """The training questions (RealTime QA, then written), how many are RealTime QA's, and
     whether hand labels were used."""
     labels = _labels(data)
@@ -554,7 +632,7 @@ def _examples(data: Path, limit: int | None, written: int | None, workers: int, 
                             cache / f"train{tag}.json" if cache else None)
     n_rtqa = len(train)
     if written != 0 and (data / "newsqa-written" / "questions.jsonl").is_file():
-        train += build_written_examples(data, "train", written, seed)
+        train += build_written_examples(data, "train", written, seed, pipeline)
     return train, n_rtqa, labels is not None
 
 
@@ -596,22 +674,25 @@ def _labels(data: Path) -> dict[str, dict] | None:
 
 def run(data: Path, out: Path, *, epochs: float = 2.0, seed: int = 13, limit: int | None = None,
         written: int | None = WRITTEN_QUESTIONS, max_steps: int | None = None, workers: int = 2,
-        dev: bool = True, cache: Path | None = None) -> dict:
+        dev: bool = True, cache: Path | None = None,
+        pipeline: dict[str, list[dict]] | None = None) -> dict:
     """The whole recipe; returns the dev figures (or train-holdout ones without dev).
     ``limit``: RealTime QA train questions (first N); ``written``: newsqa-written train
     questions (a seeded sample of N, 0 for none); ``cache``: a folder where the labelled
-    RealTime QA candidates are kept between runs."""
+    RealTime QA candidates are kept between runs; ``pipeline``: the written questions' ranked
+    sentences (``harvest_pipeline``), whose wrong ones become their hard negatives."""
     from retrieval.embed import Embedder
 
     started = time.perf_counter()
     embed = Embedder().load().embed
-    train, n_rtqa, labelled = _examples(data, limit, written, workers, seed, cache)
+    train, n_rtqa, labelled = _examples(data, limit, written, workers, seed, cache, pipeline)
     fit_on = [e for e in train if _fold(e.qid) != 0]
     model, span_head = train_cross_encoder(fit_on, epochs, seed, max_steps=max_steps)
     config, held, held_probs, held_reads = fit_heads(model, span_head, train, embed)
+    negatives = ", the pipeline's wrong sentences as negatives" if pipeline else ""
     config.update(seed=seed, epochs=epochs, trained_on=(
         f"RealTime QA train ({n_rtqa} questions{', hand labels' if labelled else ''}) and "
-        f"newsqa-written train ({len(train) - n_rtqa} questions)"))
+        f"newsqa-written train ({len(train) - n_rtqa} questions{negatives})"))
     save_fp16(model, out)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return _figures(model, span_head, config, held, held_probs, held_reads, data, dev, workers,
