@@ -266,8 +266,7 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
             chosen = pos[:POSITIVES] + neg[:WRITTEN_HARD + (0 if pos else 1)]
             rest = neg[WRITTEN_HARD:]
         else:
-            chosen = pos[:POSITIVES] + _pipeline_negatives(ranked, q["article_id"], label,
-                                                           answers, {c.text for c in pos})
+            chosen = pos[:POSITIVES] + _pipeline_negatives(ranked, label, {c.text for c in pos})
             taken = {c.text for c in chosen}
             neg = [c for c in neg if c.text not in taken]
             hard = PIPELINE_LEXICAL + (0 if pos else 1)
@@ -278,21 +277,23 @@ def build_written_examples(data: Path, split: str, limit: int | None = None,
     return out
 
 
-def _pipeline_negatives(ranked: list[dict], article_id: str, label, answers: list[str],
-                        positives: set[str]) -> list[Cand]:
-    """The scorer's best sentences that are not the labelled one. A sentence of another
-    article that holds the short answer is left out: it may well state it too."""
+def _pipeline_negatives(ranked: list[dict], label, positives: set[str]) -> list[Cand]:
+    """The scorer's best sentences that are not the labelled one (``label``: a written
+    question's). A sentence of another article that holds the short answer is left out: it may
+    well state it too."""
     from retrieval.written import covers
 
+    seen = set(positives)
     out = []
     for r in ranked:
-        if r["text"] in positives or any(c.text == r["text"] for c in out):
+        if r["text"] in seen:
             continue
-        if r["article_id"] == article_id:
+        if r["article_id"] == label.article_id:
             if covers(label, r["start"], r["end"]):
                 continue
-        elif answers and _holds(r["text"], answers):
+        elif label.short_text and _holds(r["text"], [label.short_text]):
             continue
+        seen.add(r["text"])
         out.append(Cand(r["text"], r["title"], r["previous"], 0, 0.0, r["article_id"]))
         if len(out) >= PIPELINE_NEGATIVES:
             break

@@ -536,13 +536,14 @@ def test_another_articles_sentence_holding_the_short_answer_is_no_negative():
     from retrieval.train_reader import _pipeline_negatives
     from retrieval.written import Span, WrittenLabel
 
-    label = WrittenLabel("a", "paraphrase", True, "train", short=Span(10, 20))
+    label = WrittenLabel("a", "paraphrase", True, "train", short=Span(10, 20),
+                         short_text="Lambrecht")
     ranked = [{"text": t, "article_id": aid, "start": s, "end": e, "title": "", "previous": ""}
               for t, aid, s, e in [("The labelled one.", "a", 0, 30),
                                    ("Elsewhere, Lambrecht said so.", "b", 0, 29),
                                    ("Unrelated words here.", "b", 30, 51),
                                    ("Same article, other sentence.", "a", 31, 60)]]
-    got = _pipeline_negatives(ranked, "a", label, ["Lambrecht"], set())
+    got = _pipeline_negatives(ranked, label, set())
     assert [c.text for c in got] == ["Unrelated words here.", "Same article, other sentence."]
 
 
