@@ -16,6 +16,7 @@ import json
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +37,7 @@ MAX_LENGTH = 80
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "reader.json"
+HIDDEN_KEPT = 64  # re-read pairs whose hidden states are kept for the short answer
 
 
 class ReaderError(NewsbotError):
@@ -315,6 +317,9 @@ class Reader:
         self.max_length = int(self.config.get("max_length", MAX_LENGTH))
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
+        # The last re-reads' last hidden states, by (question, pair): the short answer's span
+        # head reads [1]'s from here instead of running the model on it a second time.
+        self._hidden: OrderedDict[tuple[str, str], tuple[np.ndarray, list, list]] = OrderedDict()
         self._model = None
         self._int8 = None  # the ONNX Runtime session, when int8
         self.dtype = "fp32"
@@ -379,13 +384,20 @@ class Reader:
         self.load()
         if self._int8 is not None:
             enc = self._tokenizer([question] * len(texts), texts, truncation="longest_first",
-                                  max_length=self.max_length)
+                                  max_length=self.max_length, return_offsets_mapping=True)
             out = np.empty(len(texts), dtype=np.float32)
+            hidden: list[np.ndarray | None] = [None] * len(texts)
 
             def one(i: int) -> None:
-                out[i] = self._int8.run(enc["input_ids"][i], enc["token_type_ids"][i])[0]
+                logit, hidden[i] = self._int8.outputs(enc["input_ids"][i],
+                                                      enc["token_type_ids"][i])[:2]
+                out[i] = logit[0]
 
             self._int8.each(one, len(texts))
+            if self.span_head is not None:
+                for i, text in enumerate(texts):
+                    self._keep((question, text), (hidden[i], enc["offset_mapping"][i],
+                                                  enc.sequence_ids(i)))
             return out
         import torch
 
@@ -394,6 +406,13 @@ class Reader:
                                       activation_fn=torch.nn.Identity(), convert_to_numpy=True,
                                       show_progress_bar=False)
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def _keep(self, key: tuple[str, str], read: tuple[np.ndarray, list, list]) -> None:
+        with self._lock:
+            self._hidden[key] = read
+            self._hidden.move_to_end(key)
+            while len(self._hidden) > HIDDEN_KEPT:
+                self._hidden.popitem(last=False)
 
     def probability(self, logit: float, heuristic: float) -> float:
         a, b, c = self.stack
@@ -432,9 +451,29 @@ class Reader:
     def _head_span(self, question: str, sentence: str, title: str, previous: str
                    ) -> Span | None:
         self.load()
-        enc = self._tokenizer(question, pair_text(sentence, title, previous),
-                              truncation="longest_first", max_length=self.max_length,
-                              return_offsets_mapping=True)
+        pair = pair_text(sentence, title, previous)
+        with self._lock:
+            kept = self._hidden.get((question, pair))
+        if kept is not None:
+            hidden, offsets, seq_ids = kept
+        else:
+            hidden, offsets, seq_ids = self._read_hidden(question, pair)
+        w, b = self.span_head
+        se = hidden.astype(np.float32) @ w + b
+        got = decode_span(se[:, 0], se[:, 1],
+                          sentence_positions(len(sentence), offsets, seq_ids), offsets)
+        if got is None:
+            return None
+        text, s = trim_span(sentence, got[0], got[1])
+        p = got[2]
+        # The sentence passed the reader's floor to be cited: the span's own probability is
+        # what says whether it answers.
+        return Span(text, s, s + len(text), p) if text else None
+
+    def _read_hidden(self, question: str, pair: str) -> tuple[np.ndarray, list, list]:
+        """The last hidden states of one pair, with its tokens' offsets and sequence ids."""
+        enc = self._tokenizer(question, pair, truncation="longest_first",
+                              max_length=self.max_length, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
         if self._int8 is not None:
             hidden = self._int8.outputs(enc["input_ids"], enc["token_type_ids"])[1]
@@ -446,18 +485,7 @@ class Reader:
                          for k in ("input_ids", "attention_mask", "token_type_ids")}
                 out = self._model.model(**feats, output_hidden_states=True)
                 hidden = out.hidden_states[-1][0].float().cpu().numpy()
-        w, b = self.span_head
-        se = hidden.astype(np.float32) @ w + b
-        got = decode_span(se[:, 0], se[:, 1],
-                          sentence_positions(len(sentence), offsets, enc.sequence_ids()),
-                          offsets)
-        if got is None:
-            return None
-        text, s = trim_span(sentence, got[0], got[1])
-        p = got[2]
-        # The sentence passed the reader's floor to be cited: the span's own probability is
-        # what says whether it answers.
-        return Span(text, s, s + len(text), p) if text else None
+        return hidden, offsets, enc.sequence_ids()
 
 
 def load_reader(setting: str, device: str = "auto", precision: str = "auto",

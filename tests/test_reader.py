@@ -129,6 +129,27 @@ def test_the_default_is_the_shipped_reader_with_the_short_answer(sample_bot):
                                            "end": s.end}
 
 
+def test_the_short_answer_reads_the_re_read_hidden_states(sample_bot, monkeypatch):
+    """[1] was re-read a moment before: its span comes from those hidden states, with no second
+    model run, and is the span a fresh read of the same pair gives."""
+    rd = sample_bot.reader
+    if rd.dtype != "int8":
+        pytest.skip("only the int8 path keeps the re-read's hidden states")
+    monkeypatch.setattr(rd, "_read_hidden", lambda *a: pytest.fail(
+        "the short answer ran the reader again"))
+    a = sample_bot.ask(REFERENCE_QUESTION)
+    assert a.short_answer is not None and a.short_answer.text == "Christina Lambrecht"
+    monkeypatch.undo()
+    rd._hidden.clear()
+    c = a.citations[0]
+    key = (c.library, c.article_id, c.sentence_index - 1)
+    before = sample_bot.catalog.sentence_texts({key}).get(key, "")
+    again = rd.short_answer(REFERENCE_QUESTION, c.quote, c.score, None, c.title, before)
+    assert again is not None
+    assert (again.text, round(again.confidence, 4)) == (a.short_answer.text,
+                                                        a.short_answer.confidence)
+
+
 def test_with_none_the_scorer_answers_alone(scorer_bot):
     a = scorer_bot.ask(REFERENCE_QUESTION)
     assert scorer_bot.reader is None and a.reader == "" and a.short_answer is None
