@@ -449,8 +449,13 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         nb = _service(args)
         nb.settings.reader = str(Path(args.out).resolve())
         library = check_library(args.calibrate)
-        nb.require_articles([library])
-        _print_json(calibrate_on_store(nb, data, Path(args.out), library))
+        news = args.calibrate_realtimeqa and check_library(args.calibrate_realtimeqa)
+        for lib in (library, news) if news else (library,):
+            nb.require_articles([lib])  # each: counts over both could hide an empty one
+        if news and not (data / "realtimeqa-train" / "questions.jsonl").is_file():
+            raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl")
+        _print_json(calibrate_on_store(nb, data, Path(args.out), library,
+                                       realtimeqa_library=news or None))
         return 0
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
@@ -595,6 +600,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "in --out again on what ask answers for held-out written train "
                         "questions, over this library of the --data-dir store (it must hold "
                         "the newsqa-written articles)")
+    s.add_argument("--calibrate-realtimeqa", metavar="LIBRARY",
+                   help="with --calibrate: this library of the --data-dir store holds the "
+                        "realtimeqa-train articles; the floor then also abstains on at most "
+                        "1%% more of their held-out questions")
     s.set_defaults(func=cmd_train_reader)
 
     s = sub.add_parser("feeds", parents=[common, lib], help="RSS and Atom feeds to follow")

@@ -143,6 +143,9 @@ class Answer:
     verification: list[ClaimCheck] = field(default_factory=list)
     short_answer: ShortAnswer | None = None  # None when the reader is not confident of one
     reader: str = ""  # "" for the heuristic scorer, else the reader's name and precision
+    # The reader's highest probability among the sentences it re-read: what its floor is
+    # compared with (the sentence cited [1] can be a lower one, when the scorer bars that one).
+    reader_best: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` shape; the CLI contract depends on these keys."""

@@ -280,7 +280,9 @@ def best_span(question: str, sentence: str, weights: list[float], base: float,
 
 
 class Reader:
-    """A cross-encoder with a logistic stack on top: p = sigmoid(a * logit + b * heuristic + c).
+    """A cross-encoder with a logistic stack on top: p = sigmoid(a * logit + b * relevance
+    + c + d * recency), from the scorer's relevance and recency bonus (``d`` 0 when reader.json's
+    ``stack`` has 3 terms, as an older reader's).
     Thread-safe. Precision ``auto``: int8 on CPUs (ONNX Runtime, exported on first use into
     ``cache_dir``), fp32 on CUDA (half precision measured slower there for a model this small);
     bf16 only when asked for, on CPUs with native support (AMX, avx512_bf16)."""
@@ -302,6 +304,8 @@ class Reader:
         try:
             self.config = json.loads(config_path.read_text(encoding="utf-8"))
             self.stack = [float(x) for x in self.config["stack"]]
+            if len(self.stack) not in (3, 4):
+                raise ValueError(f"stack has {len(self.stack)} terms, not 3 or 4")
             self.span_weights = [float(x) for x in self.config["span_weights"]]
             self.threshold = float(self.config["threshold"])
             self.span_threshold = float(self.config["span_threshold"])
@@ -414,9 +418,9 @@ class Reader:
             while len(self._hidden) > HIDDEN_KEPT:
                 self._hidden.popitem(last=False)
 
-    def probability(self, logit: float, heuristic: float) -> float:
-        a, b, c = self.stack
-        return 1.0 / (1.0 + math.exp(-(a * logit + b * heuristic + c)))
+    def probability(self, logit: float, relevance: float, recency: float = 0.0) -> float:
+        a, b, c, d = (*self.stack, 0.0)[:4]
+        return 1.0 / (1.0 + math.exp(-(a * logit + b * relevance + c + d * recency)))
 
     def rerank(self, question: str, ranked: list[Candidate],
                previous: dict[tuple[str, str, int], str]) -> list[Candidate]:
@@ -430,7 +434,8 @@ class Reader:
                            previous.get((c.library, c.article_id, c.index), ""))
                  for c in head]
         for c, logit in zip(head, self.logits(question, texts), strict=True):
-            c.score = self.probability(float(logit), c.relevance)
+            # The scorer's recency bonus is what its score adds to relevance.
+            c.score = self.probability(float(logit), c.relevance, c.score - c.relevance)
         head.sort(key=lambda c: (-c.score, c.passage_rank, c.index))
         for c in tail:
             c.score = 0.0  # below every probability: re-read candidates come first

@@ -558,6 +558,7 @@ class Newsbot:
         answer.score = best_relevance(ranked)
         if rd is not None:
             answer.reader = f"reader ({rd.dtype})"
+            answer.reader_best = ranked[0].score if ranked else 0.0
             if citations:  # [1] is a re-read candidate: its sentence before is in previous
                 answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score,
                                                     self.embedder.embed, previous)

@@ -806,46 +806,135 @@ def shown_threshold(rows: list[tuple[float, bool]], n: int, max_wrong: float = M
 
 
 PIPELINE_ABSTAIN = 0.02  # answerable held-out questions the floor may add to the scorer's own
+# RealTime QA questions the floor may add: the scorer's threshold takes about 4% of the 5%
+# allowed where the answer is stored (abstention.md), the floor gets the rest.
+REALTIMEQA_ABSTAIN = 0.01
+
+
+def _quantile_floor(bests: list[float], share: float, n: int) -> float:
+    """The floor under which ``share`` of ``n`` questions fall, over their readers' best."""
+    bests = sorted(bests)
+    k = int(share * n)
+    return bests[k] if len(bests) > k else 0.0
+
+
+# The scorer's weights in the reader's stack, b on relevance and d on the recency bonus: a
+# coarse grid, since they only order the few candidates re-read (docs/reader.md).
+STACK_RELEVANCE = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+STACK_RECENCY = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)
+
+
+def _reread(nb, questions, texts: dict[str, str], library: str,
+            progress: Callable[[int], None] | None) -> list[tuple[list[tuple], bool]]:
+    """Of each question the scorer does not abstain on: its re-read candidates as (logit,
+    relevance, recency bonus, right, passage rank, index), and whether the first candidate
+    after them that may be cited is right (where none of them may be). Right: the labelled
+    sentence (written), or one that holds an answer (RealTime QA)."""
+    from retrieval import written
+    from retrieval.cite import best_relevance
+
+    rd, threshold = nb.reader, nb.abstain_below
+    out = []
+    for q in questions:
+        ranked = nb.rank(q.question, [library], as_of=q.question_date)
+        if progress:
+            progress(1)
+        if best_relevance(ranked) < threshold:
+            continue
+
+        def right(c, q=q) -> bool:
+            if q.label is None:
+                return ev.holds(c.quote, q.answers)
+            return written.is_labelled(q.label, c.article_id, c.start, c.end, c.quote, (),
+                                       texts.get(q.label.article_id, ""))
+
+        head, tail = ranked[: rd.candidates], ranked[rd.candidates:]
+        previous = nb.previous_sentences(head)
+        logits = rd.logits(q.question, [pair_text(
+            c.quote, c.passage.title, previous.get((c.library, c.article_id, c.index), ""))
+            for c in head])
+        reads = [(float(lg), c.relevance, c.score - c.relevance, right(c), c.passage_rank,
+                  c.index) for lg, c in zip(logits, head, strict=True)]
+        after = next((right(c) for c in tail if c.relevance >= threshold), False)
+        out.append((reads, after))
+    return out
+
+
+def fit_order(reads: list[tuple[list[tuple], bool]], a: float, threshold: float
+              ) -> tuple[tuple[float, float], int]:
+    """The stack's (b, d) on the grid that puts a right sentence at [1] for the most of
+    ``reads`` (``_reread``), as ``select`` cites: the best re-read candidate the scorer's
+    ``threshold`` lets be cited; ties go to the smaller weights. Returns them and the count."""
+    def right_first(b: float, d: float) -> int:
+        n = 0
+        for cands, after in reads:
+            cited = [r for r in cands if r[1] >= threshold]
+            if not cited:
+                n += after
+                continue
+            n += min(cited, key=lambda r: (-(a * r[0] + b * r[1] + d * r[2]), r[4], r[5]))[3]
+        return n
+
+    scored = [((b, d), right_first(b, d)) for b in STACK_RELEVANCE for d in STACK_RECENCY]
+    return max(scored, key=lambda t: (t[1], -t[0][0], -t[0][1]))
 
 
 def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | None = None,
                        folds: tuple[int, ...] = (0,),
-                       progress: Callable[[int], None] | None = None) -> dict:
+                       progress: Callable[[int], None] | None = None,
+                       realtimeqa_library: str | None = None) -> dict:
     """Fit the floor and the short answers' threshold of the reader in ``out`` again, on what
     ``ask`` gives for the held-out written train questions (fold 0, never trained on) over
     the store of ``nb``, whose ``library`` holds their articles: the pipeline's candidates
     are what serving sees, where the recipe's in-article candidates read easier. The floor
-    may add PIPELINE_ABSTAIN abstentions on answerable questions, and stays at most the
-    recipe's floor for RealTime QA questions (no store of theirs is at hand); the threshold
-    keeps the rules of the recipe's. Writes reader.json; returns the held-out figures."""
+    is set on what serving compares with it (the reader's best probability, not [1]'s) and
+    may add PIPELINE_ABSTAIN abstentions on answerable questions. With
+    ``realtimeqa_library`` (the store's library of realtimeqa-train articles) it may also add
+    at most REALTIMEQA_ABSTAIN of the held-out RealTime QA train questions; without, it stays
+    at most the recipe's floor for them. The threshold keeps the rules of the recipe's.
+    Writes reader.json; returns the held-out figures."""
     questions = [q for q in ev.load_questions(data / "newsqa-written" / "questions.jsonl",
                                               "train") if _fold(q.id) in folds][:limit]
     questions, texts, _ = ev.check_labels(nb.catalog, library, questions)
+    news = [] if realtimeqa_library is None else [
+        q for q in ev.load_questions(data / "realtimeqa-train" / "questions.jsonl")
+        if _fold(q.id) in folds][:limit]
     rd = nb.reader
     if rd is None or rd.path.resolve() != out.resolve():
         raise ValueError(f"the service's reader is not {out} (set NEWSBOT_READER)")
-    saved = rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below
+    config_path = out / CONFIG_FILE
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stack = [*rd.stack[:3], 0.0]
+    # The scorer's part in the reader's order first: the floor is set on what it orders.
+    reads = _reread(nb, questions, texts, library, progress) + (
+        _reread(nb, news, {}, realtimeqa_library, progress) if news else [])
+    (stack[1], stack[3]), right_first = fit_order(reads, stack[0], nb.abstain_below)
+    saved = rd.stack, rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below
+    rd.stack = stack
     rd.abstain_below, rd.span_threshold = 0.0, 0.0  # see every question's read
     nb.settings.reader_abstain_below = None
     try:
         rows = _pipeline_rows(nb, questions, texts, library, progress)
+        news_rows = _pipeline_rows(nb, news, {}, realtimeqa_library, progress) if news else []
     finally:
-        rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below = saved
+        rd.stack, rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below = saved
     n_yes = sum(1 for q in questions if q.label.answerable) or 1
-    yes = sorted(p for p, ok, *_ in rows if ok)
-    floor = yes[int(PIPELINE_ABSTAIN * n_yes)] if len(yes) > PIPELINE_ABSTAIN * n_yes else 0.0
-    config_path = out / CONFIG_FILE
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    others = [v for k, v in (config.get("floors_by_kind") or {}).items() if k != "written"]
+    floor = _quantile_floor([p for p, ok, *_ in rows if ok], PIPELINE_ABSTAIN, n_yes)
+    if news:
+        others = [_quantile_floor([p for p, *_ in news_rows], REALTIMEQA_ABSTAIN, len(news))]
+    else:
+        others = [v for k, v in (config.get("floors_by_kind") or {}).items() if k != "written"]
     floor = min([floor, *others])
     # The short answers' threshold, by the recipe's rules, over the questions that keep [1].
     span_t, best_right = shown_threshold(
         [(conf, ev.exact(text, answers)) for p, ok, _, text, conf, answers in rows
          if ok and p >= floor and text], n_yes)
+    yes = [p for p, ok, *_ in rows if ok]
     no = [p for p, ok, *_ in rows if not ok]
     figures = {
         "questions": len(questions), "answerable": n_yes,
-        "floor": floor, "span_threshold": span_t,
+        "floor": floor, "span_threshold": span_t, "stack": stack,
+        "right_first_in_order_fit": right_first,
         "abstained_answerable": 1 - len([p for p in yes if p >= floor]) / n_yes,
         "abstained_unanswerable": 1 - len([p for p in no if p >= floor]) / max(
             1, len(questions) - n_yes),
@@ -854,9 +943,17 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
         "short_exact": best_right / n_yes,
         "previous_floor": config.get("abstain_below"),
         "previous_span_threshold": config.get("span_threshold")}
-    config.update(threshold=floor, abstain_below=floor, span_threshold=span_t,
+    if news:
+        figures["realtimeqa"] = {
+            "questions": len(news),
+            "abstained": 1 - len([p for p, *_ in news_rows if p >= floor]) / len(news),
+            "supported_first": sum(1 for p, _, first, *_ in news_rows if first and p >= floor
+                                   ) / len(news)}
+    config.update(stack=stack, threshold=floor, abstain_below=floor, span_threshold=span_t,
                   calibrated_on=f"ask over library {library!r}: {len(questions)} held-out "
-                                f"newsqa-written train questions")
+                                f"newsqa-written train questions" + (
+                                    f"; over {realtimeqa_library!r}: {len(news)} held-out "
+                                    f"RealTime QA train questions" if news else ""))
     config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     _log(json.dumps(figures, indent=1))
     return figures
@@ -864,19 +961,21 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
 
 def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,
                    progress: Callable[[int], None] | None) -> list[tuple]:
-    """(reader's probability of [1], answerable, [1] labelled, short text, its confidence,
-    answers) of each question the scorer does not abstain on (no floor changes those).
-    Citation scores are rounded to 4 places: a floor fitted on them can differ from the raw
-    probability by 5e-5, a question or none."""
+    """(the reader's best probability, answerable, [1] right, short text, its confidence,
+    answers) of each question the scorer does not abstain on (no floor changes those). [1]
+    is right when it is the labelled sentence (written) or holds an answer (RealTime QA)."""
     rows = []
     for q in questions:
         answer = nb.ask(q.question, libraries=[library], as_of=q.question_date, llm=False)
-        r = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, ""))
         if progress:
             progress(1)
         if answer.abstained:
             continue
+        if q.label is not None:
+            first = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, "")).cited_at == 1
+        else:
+            first = ev.holds(answer.citations[0].quote, q.answers)
         sa = answer.short_answer
-        rows.append((answer.citations[0].score, q.label.answerable, r.cited_at == 1,
+        rows.append((answer.reader_best, q.label is None or q.label.answerable, first,
                      sa.text if sa else None, sa.confidence if sa else 0.0, q.answers))
     return rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -489,7 +490,7 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
                                                                            make_bot, tmp_path):
     """`newsbot train-reader --calibrate`: the floor and short-answer threshold are fitted
     again on the pipeline's answers to written train questions; the weights stay."""
-    from retrieval.train_reader import calibrate_on_store
+    from retrieval.train_reader import STACK_RECENCY, STACK_RELEVANCE, calibrate_on_store
 
     # No floor of another kind of question to take the lowest of: the floor is the pipeline's.
     reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9,
@@ -507,8 +508,74 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     assert 0.0 <= figures["abstained_answerable"] <= 1.0
     assert "held-out newsqa-written train questions" in config["calibrated_on"]
     assert (reader / "model.safetensors").read_bytes() == weights
+    # The scorer's weights in the stack are fitted on the grid; the reader's own are kept.
+    stack = config["stack"]
+    assert len(stack) == 4 and stack == figures["stack"]
+    assert stack[1] in STACK_RELEVANCE and stack[3] in STACK_RECENCY
+    assert stack[0] == nb.reader.stack[0] and stack[2] == nb.reader.stack[2]
     # The live reader is left as it was (its floor and threshold were 0 only to see every read).
     assert (nb.reader.abstain_below, nb.reader.span_threshold) == (0.9, with_span)
+    assert len(nb.reader.stack) == 3
+
+
+def test_calibrating_with_realtimeqa_questions_keeps_their_abstentions_in_bounds(
+        tiny_reader, make_bot, tmp_path):
+    """--calibrate-realtimeqa: the held-out RealTime QA train questions are asked too, and the
+    floor is at most the one that abstains on REALTIMEQA_ABSTAIN more of them."""
+    from retrieval.train_reader import calibrate_on_store
+
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9,
+                         floors_by_kind={})
+    nb = make_bot(tmp_path / "d", reader=str(reader))
+    nb.ingest([SAMPLES])
+    figures = calibrate_on_store(nb, tiny_reader.parent / "data", reader, "global",
+                                 folds=(0, 1, 2, 3, 4), realtimeqa_library="global")
+    news = figures["realtimeqa"]
+    assert news["questions"] == 6
+    # 1% of 6 questions is none: the floor is at most the lowest best read among them.
+    assert news["abstained"] == pytest.approx(0.0)
+    config = json.loads((reader / "reader.json").read_text())
+    assert "held-out RealTime QA train questions" in config["calibrated_on"]
+
+
+def test_the_floor_is_compared_with_the_readers_best_read(tiny_reader, make_bot, tmp_path):
+    """answer.reader_best is the highest probability among the re-read sentences: what the
+    floor is compared with, so a floor just above it abstains and one at it does not."""
+    open_reader = with_config(tiny_reader, tmp_path / "open", abstain_below=0.0, threshold=0.0)
+    nb = make_bot(tmp_path / "d", reader=str(open_reader))
+    nb.ingest([SAMPLES])
+    a = nb.ask(REFERENCE_QUESTION, llm=False)
+    assert not a.abstained and a.reader_best >= a.citations[0].score - 1e-4
+    nb.settings.reader_abstain_below = a.reader_best
+    assert not nb.ask(REFERENCE_QUESTION, llm=False).abstained
+    nb.settings.reader_abstain_below = a.reader_best + 1e-6
+    assert nb.ask(REFERENCE_QUESTION, llm=False).abstained
+
+
+def test_the_stack_reads_the_scorers_relevance_and_recency(tiny_reader, tmp_path):
+    """A 4-term stack adds the scorer's recency bonus; a 3-term one (an older reader) does
+    not; any other length is one clear error."""
+    four = Reader(with_config(tiny_reader, tmp_path / "four", stack=[1.0, 2.0, -1.0, 10.0]))
+    three = Reader(with_config(tiny_reader, tmp_path / "three", stack=[1.0, 2.0, -1.0]))
+    z = 0.5 * 1.0 + 0.6 * 2.0 - 1.0
+    assert three.probability(0.5, 0.6, 0.1) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert four.probability(0.5, 0.6, 0.1) == pytest.approx(1 / (1 + math.exp(-(z + 1.0))))
+    with pytest.raises(ReaderError, match="stack has 5 terms"):
+        Reader(with_config(tiny_reader, tmp_path / "five", stack=[1.0] * 5))
+
+
+def test_fit_order_picks_the_weights_that_put_a_right_sentence_first():
+    """Recency breaks a tie the reader cannot: the fresher sentence is the right one."""
+    from retrieval.train_reader import fit_order
+
+    # (logit, relevance, recency, right, passage rank, index)
+    fresh_right = [(1.0, 0.7, 0.2, True, 1, 0), (1.1, 0.7, 0.0, False, 0, 0)]
+    plain = [(2.5, 0.7, 0.0, True, 0, 0), (1.0, 0.7, 0.2, False, 1, 0)]
+    barred = [(3.0, 0.3, 0.0, False, 0, 0), (1.0, 0.6, 0.0, True, 0, 1)]
+    (b, d), n = fit_order([(fresh_right, False), (plain, False), (barred, False)], 1.0, 0.5)
+    assert (n, b, d) == (3, 0.0, 5.0)
+    # Nothing re-read may be cited: the first citable one after them decides.
+    assert fit_order([([(1.0, 0.2, 0.0, True, 0, 0)], True)], 1.0, 0.5)[1] == 1
 
 
 def test_train_reader_calibrate_runs_from_the_cli(tiny_reader, make_bot, tmp_path):
