@@ -69,8 +69,8 @@ def main() -> None:
         logits = reader.logits(q.question, [
             pair_text(c.quote, c.passage.title,
                       prev.get((c.library, c.article_id, c.index), "")) for c in head])
-        stack = [reader.probability(float(lg), c.relevance) for lg, c in zip(logits, head,
-                                                                             strict=True)]
+        stack = [reader.order_key(float(lg), c.relevance, c.score - c.relevance)
+                 for lg, c in zip(logits, head, strict=True)]
         for name, s in (("reader logit", logits), ("reader stack", np.asarray(stack))):
             orders[name].append([hold[i] for i in np.argsort(-s, kind="stable")])
     if args.dump:

@@ -551,16 +551,18 @@ class Newsbot:
             margin = 1.0  # probabilities are no scores: the scorer's threshold gates citations
             timings["read_ms"] = (time.perf_counter() - t) * 1000
         citations = select(ranked, self.abstain_below, self.settings.max_citations, margin)
-        if rd is not None and ranked and ranked[0].score < self.reader_floor(rd):
+        # The floor asks whether any re-read sentence states the fact, whatever comes first.
+        best_read = max((c.score for c in ranked), default=0.0) if rd is not None else 0.0
+        if rd is not None and best_read < self.reader_floor(rd):
             citations = []  # the story may be there, but no sentence states the fact
         stored = self.catalog.counts(libraries)["articles"]
         answer = extractive(q, citations, passages, stored, _scope(filters))
         answer.score = best_relevance(ranked)
         if rd is not None:
             answer.reader = f"reader ({rd.dtype})"
-            answer.reader_best = ranked[0].score if ranked else 0.0
+            answer.reader_best = best_read
             if citations:  # [1] is a re-read candidate: its sentence before is in previous
-                answer.short_answer = _short_answer(rd, q, citations[0], ranked[0].score,
+                answer.short_answer = _short_answer(rd, q, citations[0], best_read,
                                                     self.embedder.embed, previous)
         # The LLM is asked only when the extractive answer found support: where the articles
         # don't say, no model gets the chance to guess.

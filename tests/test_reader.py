@@ -539,8 +539,9 @@ def test_calibrating_with_realtimeqa_questions_keeps_their_abstentions_in_bounds
 
 
 def test_the_floor_is_compared_with_the_readers_best_read(tiny_reader, make_bot, tmp_path):
-    """answer.reader_best is the highest probability among the re-read sentences: what the
-    floor is compared with, so a floor just above it abstains and one at it does not."""
+    """answer.reader_best is the highest probability among the re-read sentences, whichever
+    is cited first: what the floor is compared with, so a floor just above it abstains and
+    one at it does not."""
     open_reader = with_config(tiny_reader, tmp_path / "open", abstain_below=0.0, threshold=0.0)
     nb = make_bot(tmp_path / "d", reader=str(open_reader))
     nb.ingest([SAMPLES])
@@ -552,14 +553,16 @@ def test_the_floor_is_compared_with_the_readers_best_read(tiny_reader, make_bot,
     assert nb.ask(REFERENCE_QUESTION, llm=False).abstained
 
 
-def test_the_stack_reads_the_scorers_relevance_and_recency(tiny_reader, tmp_path):
-    """A 4-term stack adds the scorer's recency bonus; a 3-term one (an older reader) does
-    not; any other length is one clear error."""
+def test_the_stack_orders_by_the_scorers_relevance_and_recency(tiny_reader, tmp_path):
+    """A 4-term stack orders by the reader's logit, the scorer's relevance and its recency
+    bonus; the probability (what the floor reads) is the reader's own. A 3-term stack (an
+    older reader) has no recency term; any other length is one clear error."""
     four = Reader(with_config(tiny_reader, tmp_path / "four", stack=[1.0, 2.0, -1.0, 10.0]))
     three = Reader(with_config(tiny_reader, tmp_path / "three", stack=[1.0, 2.0, -1.0]))
-    z = 0.5 * 1.0 + 0.6 * 2.0 - 1.0
-    assert three.probability(0.5, 0.6, 0.1) == pytest.approx(1 / (1 + math.exp(-z)))
-    assert four.probability(0.5, 0.6, 0.1) == pytest.approx(1 / (1 + math.exp(-(z + 1.0))))
+    assert three.order_key(0.5, 0.6, 0.1) == pytest.approx(0.5 + 1.2)
+    assert four.order_key(0.5, 0.6, 0.1) == pytest.approx(0.5 + 1.2 + 1.0)
+    for r in (three, four):
+        assert r.probability(0.5) == pytest.approx(1 / (1 + math.exp(-(0.5 - 1.0))))
     with pytest.raises(ReaderError, match="stack has 5 terms"):
         Reader(with_config(tiny_reader, tmp_path / "five", stack=[1.0] * 5))
 
