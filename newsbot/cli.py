@@ -455,7 +455,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         if news and not (data / "realtimeqa-train" / "questions.jsonl").is_file():
             raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl")
         _print_json(calibrate_on_store(nb, data, Path(args.out), library,
-                                       realtimeqa_library=news or None))
+                                       realtimeqa_library=news or None,
+                                       keep_floor=args.keep_floor))
         return 0
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
@@ -604,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --calibrate: this library of the --data-dir store holds the "
                         "realtimeqa-train articles; the floor then also abstains on at most "
                         "1%% more of their held-out questions")
+    s.add_argument("--keep-floor", type=float, metavar="P",
+                   help="with --calibrate: keep this floor instead of the fitted one (the "
+                        "stack and the short-answer threshold are still fitted)")
     s.set_defaults(func=cmd_train_reader)
 
     s = sub.add_parser("feeds", parents=[common, lib], help="RSS and Atom feeds to follow")

@@ -882,7 +882,8 @@ def fit_order(reads: list[tuple[list[tuple], bool]], a: float, threshold: float
 def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | None = None,
                        folds: tuple[int, ...] = (0,),
                        progress: Callable[[int], None] | None = None,
-                       realtimeqa_library: str | None = None) -> dict:
+                       realtimeqa_library: str | None = None,
+                       keep_floor: float | None = None) -> dict:
     """Fit the floor and the short answers' threshold of the reader in ``out`` again, on what
     ``ask`` gives for the held-out written train questions (fold 0, never trained on) over
     the store of ``nb``, whose ``library`` holds their articles: the pipeline's candidates
@@ -891,8 +892,9 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     may add PIPELINE_ABSTAIN abstentions on answerable questions. With
     ``realtimeqa_library`` (the store's library of realtimeqa-train articles) it may also add
     at most REALTIMEQA_ABSTAIN of the held-out RealTime QA train questions; without, it stays
-    at most the recipe's floor for them. The threshold keeps the rules of the recipe's.
-    Writes reader.json; returns the held-out figures."""
+    at most the recipe's floor for them. ``keep_floor``: that floor instead of the fitted one
+    (the figures then say what the fitted one would abstain on). The threshold keeps the
+    rules of the recipe's. Writes reader.json; returns the held-out figures."""
     questions = [q for q in ev.load_questions(data / "newsqa-written" / "questions.jsonl",
                                               "train") if _fold(q.id) in folds][:limit]
     questions, texts, _ = ev.check_labels(nb.catalog, library, questions)
@@ -924,7 +926,9 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
         others = [_quantile_floor([p for p, *_ in news_rows], REALTIMEQA_ABSTAIN, len(news))]
     else:
         others = [v for k, v in (config.get("floors_by_kind") or {}).items() if k != "written"]
-    floor = min([floor, *others])
+    fitted = floor = min([floor, *others])
+    if keep_floor is not None:
+        floor = keep_floor
     # The short answers' threshold, by the recipe's rules, over the questions that keep [1].
     span_t, best_right = shown_threshold(
         [(conf, ev.exact(text, answers)) for p, ok, _, text, conf, answers in rows
@@ -933,7 +937,7 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     no = [p for p, ok, *_ in rows if not ok]
     figures = {
         "questions": len(questions), "answerable": n_yes,
-        "floor": floor, "span_threshold": span_t, "stack": stack,
+        "floor": floor, "fitted_floor": fitted, "span_threshold": span_t, "stack": stack,
         "right_first_in_order_fit": right_first,
         "abstained_answerable": 1 - len([p for p in yes if p >= floor]) / n_yes,
         "abstained_unanswerable": 1 - len([p for p in no if p >= floor]) / max(

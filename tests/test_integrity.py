@@ -192,8 +192,11 @@ def test_nul_and_lone_surrogates_beside_good_records(make_bot, tmp_path):
     ]
     jsonl = write(tmp_path / "in" / "records.jsonl", "\n".join(rows) + "\n")
     # A NUL past the first 8 KB of a text file (binary files are refused on the first 8 KB).
+    # The filler sentences differ: among ~100 identical chunks Chroma's HNSW index misses the
+    # one that differs about half the time (test_hnsw_finds_the_one_chunk_among_duplicates).
     late = write(tmp_path / "in" / "late-nul.txt",
-                 "Bridge repairs\n" + "The bridge stayed shut for repairs. " * 300
+                 "Bridge repairs\n" + "".join(f"The bridge stayed shut for repairs on day {i}. "
+                                               for i in range(300))
                  + "The\x00 mayor said the bridge reopens in May.\n")
     nb = make_bot()
     report = nb.ingest([jsonl, late])
@@ -309,3 +312,17 @@ def test_the_feedback_key_lives_outside_the_feedback_database(tmp_path):
     migrated.close()
     assert b"f00dfeedbeef" not in old.read_bytes()
     assert (old.parent / "feedback.key").read_text() == "f00dfeedbeef"
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known: Chroma's HNSW index (default search ef) misses the one distinct chunk among ~100 "
+    "identical ones in about half the runs, and rank fusion then puts the lexical side's "
+    "first hit below chunks both sides found; not fixed yet (a larger hnsw:search_ef, or "
+    "exact search on small collections, would need measuring)"))
+def test_hnsw_finds_the_one_chunk_among_duplicates(make_bot, tmp_path):
+    late = write(tmp_path / "in" / "dup.txt",
+                 "Bridge repairs\n" + "The bridge stayed shut for repairs. " * 300
+                 + "The mayor said the bridge reopens in May.\n")
+    nb = make_bot()
+    nb.ingest([late])
+    assert "reopens in May" in cited(nb, "when does the bridge reopen, said the mayor?")

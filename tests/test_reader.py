@@ -536,6 +536,13 @@ def test_calibrating_with_realtimeqa_questions_keeps_their_abstentions_in_bounds
     assert news["abstained"] == pytest.approx(0.0)
     config = json.loads((reader / "reader.json").read_text())
     assert "held-out RealTime QA train questions" in config["calibrated_on"]
+    assert figures["fitted_floor"] == figures["floor"] == config["abstain_below"]
+    # --keep-floor: the stack and the span threshold are fitted, the floor is the one given.
+    kept = calibrate_on_store(nb, tiny_reader.parent / "data", reader, "global",
+                              folds=(0, 1, 2, 3, 4), keep_floor=0.0123)
+    config = json.loads((reader / "reader.json").read_text())
+    assert config["abstain_below"] == kept["floor"] == 0.0123
+    assert kept["fitted_floor"] != 0.0123 and len(config["stack"]) == 4
 
 
 def test_the_floor_is_compared_with_the_readers_best_read(tiny_reader, make_bot, tmp_path):
