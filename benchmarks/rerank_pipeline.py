@@ -43,7 +43,7 @@ def main() -> None:
 
     from newsbot.settings import load_settings
     from retrieval.evaluate import holds, load_questions
-    from retrieval.read import Reader, pair_text
+    from retrieval.read import Reader, candidate_pairs
     from retrieval.service import Newsbot
 
     need_store(args.data_dir, [args.library])
@@ -66,9 +66,7 @@ def main() -> None:
                 for c, h in zip(head, hold, strict=True)]})
         if reader is None or not head:
             continue
-        logits = reader.logits(q.question, [
-            pair_text(c.quote, c.passage.title,
-                      prev.get((c.library, c.article_id, c.index), "")) for c in head])
+        logits = reader.logits(q.question, candidate_pairs(head, prev))
         stack = [reader.order_key(float(lg), c.relevance, c.score - c.relevance)
                  for lg, c in zip(logits, head, strict=True)]
         for name, s in (("reader logit", logits), ("reader stack", np.asarray(stack))):

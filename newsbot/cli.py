@@ -439,6 +439,10 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise NewsbotError(f"training needs the train extra: pip install -e '.[train]' ({e})"
                            ) from None
     data = Path(args.data)
+    if not args.calibrate and (args.calibrate_realtimeqa or args.keep_floor is not None):
+        raise NewsbotError("--calibrate-realtimeqa and --keep-floor go with --calibrate")
+    if args.keep_floor is not None and not 0.0 <= args.keep_floor <= 1.0:
+        raise NewsbotError(f"--keep-floor is a probability, not {args.keep_floor}")
     if args.calibrate:
         from retrieval.libraries import check_library
         from retrieval.train_reader import calibrate_on_store
@@ -449,14 +453,13 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         nb = _service(args)
         nb.settings.reader = str(Path(args.out).resolve())
         library = check_library(args.calibrate)
-        news = args.calibrate_realtimeqa and check_library(args.calibrate_realtimeqa)
-        for lib in (library, news) if news else (library,):
+        news = check_library(args.calibrate_realtimeqa) if args.calibrate_realtimeqa else None
+        for lib in filter(None, (library, news)):
             nb.require_articles([lib])  # each: counts over both could hide an empty one
         if news and not (data / "realtimeqa-train" / "questions.jsonl").is_file():
             raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl")
         _print_json(calibrate_on_store(nb, data, Path(args.out), library,
-                                       realtimeqa_library=news or None,
-                                       keep_floor=args.keep_floor))
+                                       realtimeqa_library=news, keep_floor=args.keep_floor))
         return 0
     if not (data / "realtimeqa-train" / "questions.jsonl").is_file():
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "

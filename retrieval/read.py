@@ -54,6 +54,14 @@ def pair_text(sentence: str, title: str, previous: str) -> str:
     return f"{sentence} [SEP] {title} | {previous}".strip()
 
 
+def candidate_pairs(cands: list[Candidate], previous: dict[tuple[str, str, int], str]
+                    ) -> list[str]:
+    """``pair_text`` of each candidate, with its sentence before from ``previous``
+    (``Newsbot.previous_sentences``)."""
+    return [pair_text(c.quote, c.passage.title,
+                      previous.get((c.library, c.article_id, c.index), "")) for c in cands]
+
+
 def sentence_positions(sentence_len: int, offsets, seq_ids) -> list[bool]:
     """Which tokens of a tokenised (question, pair_text) may start or end a short answer: those
     of the candidate sentence (the pair's second text begins with it), and [CLS], which stands
@@ -438,15 +446,14 @@ class Reader:
         which sentences may be cited, since the reader's probability separates stored answers
         from absent ones far worse (docs/reader.md)."""
         head, tail = ranked[: self.candidates], ranked[self.candidates:]
-        texts = [pair_text(c.quote, c.passage.title,
-                           previous.get((c.library, c.article_id, c.index), ""))
-                 for c in head]
-        keys = {}
-        for c, logit in zip(head, self.logits(question, texts), strict=True):
+        keyed = []
+        for c, logit in zip(head, self.logits(question, candidate_pairs(head, previous)),
+                            strict=True):
             # The scorer's recency bonus is what its score adds to relevance.
-            keys[id(c)] = self.order_key(float(logit), c.relevance, c.score - c.relevance)
+            keyed.append((-self.order_key(float(logit), c.relevance, c.score - c.relevance),
+                          c.passage_rank, c.index, c))
             c.score = self.probability(float(logit))
-        head.sort(key=lambda c: (-keys[id(c)], c.passage_rank, c.index))
+        head = [c for *_, c in sorted(keyed, key=lambda t: t[:3])]
         for c in tail:
             c.score = 0.0  # below every probability: re-read candidates come first
         return head + tail

@@ -41,6 +41,7 @@ from retrieval import evaluate as ev  # ev.exact: how `newsbot eval` judges a sh
 from retrieval.read import (
     CONFIG_FILE,
     MAX_LENGTH,
+    candidate_pairs,
     pair_text,
     span_features,
 )
@@ -830,7 +831,6 @@ def _reread(nb, questions, texts: dict[str, str], library: str,
     relevance, recency bonus, right, passage rank, index), and whether the first candidate
     after them that may be cited is right (where none of them may be). Right: the labelled
     sentence (written), or one that holds an answer (RealTime QA)."""
-    from retrieval import written
     from retrieval.cite import best_relevance
 
     rd, threshold = nb.reader, nb.abstain_below
@@ -842,22 +842,25 @@ def _reread(nb, questions, texts: dict[str, str], library: str,
         if best_relevance(ranked) < threshold:
             continue
 
-        def right(c, q=q) -> bool:
-            if q.label is None:
-                return ev.holds(c.quote, q.answers)
-            return written.is_labelled(q.label, c.article_id, c.start, c.end, c.quote, (),
-                                       texts.get(q.label.article_id, ""))
-
         head, tail = ranked[: rd.candidates], ranked[rd.candidates:]
-        previous = nb.previous_sentences(head)
-        logits = rd.logits(q.question, [pair_text(
-            c.quote, c.passage.title, previous.get((c.library, c.article_id, c.index), ""))
-            for c in head])
-        reads = [(float(lg), c.relevance, c.score - c.relevance, right(c), c.passage_rank,
-                  c.index) for lg, c in zip(logits, head, strict=True)]
-        after = next((right(c) for c in tail if c.relevance >= threshold), False)
+        logits = rd.logits(q.question, candidate_pairs(head, nb.previous_sentences(head)))
+        reads = [(float(lg), c.relevance, c.score - c.relevance, _right(q, c, texts),
+                  c.passage_rank, c.index) for lg, c in zip(logits, head, strict=True)]
+        after = next((_right(q, c, texts) for c in tail if c.relevance >= threshold), False)
         out.append((reads, after))
     return out
+
+
+def _right(q, c, texts: dict[str, str], also_in: tuple[str, ...] | list[str] = ()) -> bool:
+    """Whether candidate or citation ``c`` answers ``q``: it is the labelled sentence (a
+    written question, ``texts`` its articles' texts; ``also_in`` a citation's reprints) or
+    holds an answer (RealTime QA)."""
+    from retrieval import written
+
+    if q.label is None:
+        return ev.holds(c.quote, q.answers)
+    return written.is_labelled(q.label, c.article_id, c.start, c.end, c.quote, also_in,
+                               texts.get(q.label.article_id, ""))
 
 
 def fit_order(reads: list[tuple[list[tuple], bool]], a: float, threshold: float
@@ -975,11 +978,8 @@ def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,
             progress(1)
         if answer.abstained:
             continue
-        if q.label is not None:
-            first = ev.judge(q, answer, 0.0, texts.get(q.label.article_id, "")).cited_at == 1
-        else:
-            first = ev.holds(answer.citations[0].quote, q.answers)
         sa = answer.short_answer
-        rows.append((answer.reader_best, q.label is None or q.label.answerable, first,
+        rows.append((answer.reader_best, q.label is None or q.label.answerable,
+                     _right(q, answer.citations[0], texts, answer.citations[0].also_in),
                      sa.text if sa else None, sa.confidence if sa else 0.0, q.answers))
     return rows

@@ -588,6 +588,26 @@ def test_fit_order_picks_the_weights_that_put_a_right_sentence_first():
     assert fit_order([([(1.0, 0.2, 0.0, True, 0, 0)], True)], 1.0, 0.5)[1] == 1
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (["--keep-floor", "0.5"], "newsbot: --calibrate-realtimeqa and --keep-floor go with "
+                              "--calibrate"),
+    (["--calibrate-realtimeqa", "global"], "newsbot: --calibrate-realtimeqa and --keep-floor "
+                                           "go with --calibrate"),
+    (["--calibrate", "global", "--keep-floor", "2"], "newsbot: --keep-floor is a probability, "
+                                                     "not 2.0"),
+])
+def test_calibration_flags_out_of_place_are_one_line_and_exit_2(args, line, tmp_path):
+    """Flags that only mean something with --calibrate, or a floor that is no probability,
+    are refused before any work: one line, exit 2."""
+    r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
+                        "train-reader", "--out", str(tmp_path / "r"), *args],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert r.returncode == 2, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_reader_calibrate_runs_from_the_cli(tiny_reader, make_bot, tmp_path):
     """The CLI wiring of --calibrate: the --data-dir store's library, the --out reader."""
     reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9)
