@@ -465,6 +465,16 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise NewsbotError(f"{data} holds no realtimeqa-train/questions.jsonl (the RealTime QA "
                            "data, see docs/reader.md)")
     cache = Path(args.cache) if args.cache else None
+    more = _more_written(args.more_written)
+    if more is not None and (data / "newsqa-written" / "questions.jsonl").is_file():
+        from retrieval.train_reader import written_questions
+
+        try:  # before any work: a bad line would otherwise stop training after the ranking
+            written_questions(data, "train", more)
+        except ValueError as e:
+            hint = "" if args.more_written else (
+                " (train with --more-written none to leave that file out)")
+            raise NewsbotError(f"{e}{hint}") from None
     pipeline = None
     if args.pipeline:
         from retrieval.libraries import check_library
@@ -473,14 +483,28 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         nb = _service(args)
         library = check_library(args.pipeline)
         nb.require_articles([library])
-        pipeline = cached_pipeline(nb, data, library, cache)
-    figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed,
+        pipeline = cached_pipeline(nb, data, library, cache, more)
+    figures = run(data, Path(args.out), epochs=args.epochs, seed=args.seed, more=more,
                   limit=args.limit or None,
                   **({} if args.written is None else {"written": args.written}),
                   max_steps=args.max_steps or None,
                   dev=not args.no_dev, cache=cache, pipeline=pipeline)
     _print_json(figures)
     return 0
+
+
+def _more_written(setting: str | None) -> Path | None:
+    """--more-written: the repo's file by default, ``none`` for none, else a path."""
+    from retrieval.train_reader import MORE_WRITTEN
+
+    if setting is not None and setting.strip().lower() == "none":
+        return None
+    path = Path(setting).expanduser() if setting else MORE_WRITTEN
+    if not path.is_file():
+        if setting:
+            raise NewsbotError(f"--more-written: no such file {path}")
+        return None
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -591,6 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first N RealTime QA train questions only")
     s.add_argument("--written", type=int, default=None, metavar="N",
                    help="newsqa-written train questions to sample (0: none; default: all)")
+    s.add_argument("--more-written", metavar="FILE",
+                   help="more written train questions in newsqa-written's format (default: "
+                        "training/written-more.jsonl; none: only newsqa-written's)")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
     s.add_argument("--cache", metavar="DIR",

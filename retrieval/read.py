@@ -73,11 +73,24 @@ def sentence_positions(sentence_len: int, offsets, seq_ids) -> list[bool]:
 MAX_SPAN_TOKENS = 16  # longer short answers are phrases a reader would rather quote whole
 
 
+# A span ending in one of these keeps its full stop: "11:30 a.m.", "Chattanooga, Tenn.",
+# "Nissan Motor Co." (written labels do; stripping it made each such answer wrong).
+_ABBREVIATION_END = re.compile(
+    r"(?:\b(?:[A-Za-z]\.){2,}|\b(?:Jr|Sr|Inc|Co|Corp|Ltd|Bros|Plc|St|Mt|Ft|No|Nos|Dr|Mr|Mrs|"
+    r"Ms|Gov|Sen|Rep|Gen|Lt|Col|Sgt|Capt|Prof|Ave|Blvd|Jan|Feb|Mar|Apr|Aug|Sept|Sep|Oct|Nov|"
+    r"Dec|vs|etc|Ala|Ariz|Ark|Calif|Colo|Conn|Del|Fla|Ga|Ill|Ind|Kan|Kans|Ky|La|Md|Mass|Mich|"
+    r"Minn|Miss|Mo|Mont|Neb|Nev|Okla|Ore|Pa|Penn|Tenn|Tex|Vt|Va|Wash|Wis|Wyo)\.)$")
+
+
 def trim_span(sentence: str, start: int, end: int) -> tuple[str, int]:
-    """A decoded span's text without surrounding space and end punctuation, and where it
-    starts: serving and training's figures read spans alike."""
+    """A decoded span's text without surrounding space and end punctuation (an
+    abbreviation's full stop stays), and where it starts: serving and training's figures
+    read spans alike."""
     raw = sentence[start:end]
-    return raw.strip().rstrip(".,;:"), start + len(raw) - len(raw.lstrip())
+    text = raw.strip().rstrip(",;:")
+    while text.endswith(".") and not _ABBREVIATION_END.search(text):
+        text = text[:-1].rstrip(",;:")
+    return text, start + len(raw) - len(raw.lstrip())
 
 
 def decode_span(starts: np.ndarray, ends: np.ndarray, allowed: list[bool],

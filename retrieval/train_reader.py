@@ -219,20 +219,58 @@ PIPELINE_LEXICAL = 1
 PIPELINE_DEPTH = 6  # ranked sentences kept per question when harvesting
 
 
+# More written train questions, made for this project in newsqa-written's format about its
+# train articles (training/README.md): offsets only, the text comes from the articles.
+MORE_WRITTEN = Path(__file__).resolve().parents[1] / "training" / "written-more.jsonl"
+
+
+def written_questions(data: Path, split: str, more: Path | None = None) -> list[dict]:
+    """newsqa-written questions of ``split``, and for ``train`` those of ``more`` as well
+    (each must be about a train article, never a dev one; its short answer's text is read
+    from the article at its offsets)."""
+    root = data / "newsqa-written"
+    rows = _read_jsonl(root / "questions.jsonl")
+    questions = [q for q in rows if q["split"] == split]
+    if split != "train" or more is None:
+        return questions
+    train = {q["article_id"] for q in rows if q["split"] == "train"}
+    dev = {q["article_id"] for q in rows if q["split"] != "train"}
+    known = {q["id"] for q in rows}
+    texts = {r["id"]: r["text"] for r in _read_jsonl(root / "articles.jsonl.gz")
+             if r["id"] in train}
+    for n, q in enumerate(_read_jsonl(more), 1):
+        where = f"{more.name} line {n}"
+        if q.get("article_id") in dev or q.get("article_id") not in train:
+            raise ValueError(f"{where}: not about a newsqa-written train article")
+        if q.get("split") != "train" or q.get("id") in known:
+            raise ValueError(f"{where}: split must be train and the id new")
+        known.add(q["id"])
+        if q.get("answerable"):
+            short = q.get("short") or {}
+            start, end = short.get("start", 0), short.get("end", 0)
+            text = texts[q["article_id"]][start:end] if isinstance(start, int) and isinstance(
+                end, int) and 0 <= start < end else ""
+            if not text or short.get("text", text) != text:
+                raise ValueError(f"{where}: the short answer's offsets hold no such text")
+            q = {**q, "short": {**short, "text": text}}
+        questions.append(q)
+    return questions
+
+
 def build_written_examples(data: Path, split: str, limit: int | None = None,
-                           seed: int = 13, pipeline: dict[str, list[dict]] | None = None
-                           ) -> list[Example]:
+                           seed: int = 13, pipeline: dict[str, list[dict]] | None = None,
+                           more: Path | None = None) -> list[Example]:
     """newsqa-written questions of ``split``: the labelled sentence (and those that say the
     same) positive, with the short answer's span; the article's sentences that share most
     words with the question negative, and a random one. A question the article does not answer
     keeps only negatives: the reader learns to say the fact is not there. ``pipeline`` (from
     ``harvest_pipeline``, by question id): the scorer's ranked sentences, whose wrong ones
-    become the hard negatives."""
+    become the hard negatives. ``more``: a file of more train questions (``MORE_WRITTEN``)."""
     from retrieval.cite import _strong, _weights, lexical_overlap
     from retrieval.written import covers, label_from
 
     root = data / "newsqa-written"
-    questions = [q for q in _read_jsonl(root / "questions.jsonl") if q["split"] == split]
+    questions = written_questions(data, split, more)
     rng = random.Random(seed)
     if limit:
         questions = rng.sample(questions, min(limit, len(questions)))
@@ -302,14 +340,16 @@ def _pipeline_negatives(ranked: list[dict], label, positives: set[str]) -> list[
 
 
 def harvest_pipeline(nb, data: Path, library: str, split: str = "train",
-                     depth: int = PIPELINE_DEPTH, progress: Callable[[int], None] | None = None
+                     depth: int = PIPELINE_DEPTH, progress: Callable[[int], None] | None = None,
+                     more: Path | None = None, skip: frozenset[str] = frozenset()
                      ) -> dict[str, list[dict]]:
     """What the scorer ranks first (before any reader) for each written question of
-    ``split``, asked as of its article's date over ``library`` of ``nb``'s store: each
-    sentence's text, article, offsets, title and the sentence before it, best first."""
+    ``split`` (and ``more``'s; none in ``skip``), asked as of its article's date over
+    ``library`` of ``nb``'s store: each sentence's text, article, offsets, title and the
+    sentence before it, best first."""
     out: dict[str, list[dict]] = {}
-    for q in _read_jsonl(data / "newsqa-written" / "questions.jsonl"):
-        if q["split"] != split:
+    for q in written_questions(data, split, more):
+        if q["id"] in skip:
             continue
         ranked = nb.rank(q["question"], [library], as_of=q["published"])[:depth]
         before = nb.previous_sentences(ranked)
@@ -322,15 +362,18 @@ def harvest_pipeline(nb, data: Path, library: str, split: str = "train",
     return out
 
 
-def cached_pipeline(nb, data: Path, library: str, cache: Path | None
-                    ) -> dict[str, list[dict]]:
+def cached_pipeline(nb, data: Path, library: str, cache: Path | None,
+                    more: Path | None = None) -> dict[str, list[dict]]:
     """harvest_pipeline for the written train questions, kept in ``cache`` when given (a
-    store's ranking changes only when its articles do)."""
+    store's ranking changes only when its articles do); questions new since are ranked and
+    added."""
     path = cache / f"pipeline-{library}.json" if cache else None
-    if path and path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    _log(f"ranking the written train questions over library {library!r}")
-    got = harvest_pipeline(nb, data, library)
+    got = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    wanted = {q["id"] for q in written_questions(data, "train", more)}
+    if wanted <= got.keys():
+        return got
+    _log(f"ranking {len(wanted - got.keys())} written train questions over library {library!r}")
+    got.update(harvest_pipeline(nb, data, library, more=more, skip=frozenset(got)))
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(got), encoding="utf-8")
@@ -624,8 +667,8 @@ def _stacked(examples: list[Example], logits: list[np.ndarray], stack: list[floa
 
 
 def _examples(data: Path, limit: int | None, written: int | None, workers: int, seed: int,
-              cache: Path | None, pipeline: dict[str, list[dict]] | None = None
-              ) -> tuple[list[Example], int, bool]:
+              cache: Path | None, pipeline: dict[str, list[dict]] | None = None,
+              more: Path | None = None) -> tuple[list[Example], int, bool]:
     """The training questions (RealTime QA, then written), how many are RealTime QA's, and
     whether hand labels were used."""
     labels = _labels(data)
@@ -634,7 +677,7 @@ def _examples(data: Path, limit: int | None, written: int | None, workers: int, 
                             cache / f"train{tag}.json" if cache else None)
     n_rtqa = len(train)
     if written != 0 and (data / "newsqa-written" / "questions.jsonl").is_file():
-        train += build_written_examples(data, "train", written, seed, pipeline)
+        train += build_written_examples(data, "train", written, seed, pipeline, more)
     return train, n_rtqa, labels is not None
 
 
@@ -677,24 +720,27 @@ def _labels(data: Path) -> dict[str, dict] | None:
 def run(data: Path, out: Path, *, epochs: float = 2.0, seed: int = 13, limit: int | None = None,
         written: int | None = WRITTEN_QUESTIONS, max_steps: int | None = None, workers: int = 2,
         dev: bool = True, cache: Path | None = None,
-        pipeline: dict[str, list[dict]] | None = None) -> dict:
+        pipeline: dict[str, list[dict]] | None = None, more: Path | None = None) -> dict:
     """The whole recipe; returns the dev figures (or train-holdout ones without dev).
     ``limit``: RealTime QA train questions (first N); ``written``: newsqa-written train
     questions (a seeded sample of N, 0 for none); ``cache``: a folder where the labelled
     RealTime QA candidates are kept between runs; ``pipeline``: the written questions' ranked
-    sentences (``harvest_pipeline``), whose wrong ones become their hard negatives."""
+    sentences (``harvest_pipeline``), whose wrong ones become their hard negatives; ``more``:
+    a file of more written train questions (``MORE_WRITTEN``)."""
     from retrieval.embed import Embedder
 
     started = time.perf_counter()
     embed = Embedder().load().embed
-    train, n_rtqa, labelled = _examples(data, limit, written, workers, seed, cache, pipeline)
+    train, n_rtqa, labelled = _examples(data, limit, written, workers, seed, cache, pipeline,
+                                        more)
     fit_on = [e for e in train if _fold(e.qid) != 0]
     model, span_head = train_cross_encoder(fit_on, epochs, seed, max_steps=max_steps)
     config, held, held_probs, held_reads = fit_heads(model, span_head, train, embed)
     negatives = ", the pipeline's wrong sentences as negatives" if pipeline else ""
     config.update(seed=seed, epochs=epochs, trained_on=(
         f"RealTime QA train ({n_rtqa} questions{', hand labels' if labelled else ''}) and "
-        f"newsqa-written train ({len(train) - n_rtqa} questions{negatives})"))
+        f"newsqa-written train ({len(train) - n_rtqa} questions{negatives}"
+        + (f", with {more.name}" if more else "") + ")"))
     save_fp16(model, out)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return _figures(model, span_head, config, held, held_probs, held_reads, data, dev, workers,

@@ -673,7 +673,8 @@ def test_train_reader_pipeline_runs_from_the_cli(tiny_reader, make_bot, tmp_path
     r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
                         "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
                         str(out), "--pipeline", "global", "--max-steps", "1", "--no-dev",
-                        "--cache", str(cache)], capture_output=True, text=True,
+                        "--cache", str(cache), "--more-written", "none"],
+                       capture_output=True, text=True,
                        timeout=300, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
                                                    "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
                                                    "NEWSBOT_MODEL_CACHE": str(tmp_path / "m")})
@@ -690,3 +691,130 @@ def test_an_untitled_articles_first_sentence_is_not_read_as_its_own_context():
     sentence = "The harbour ferry crews in Kiel went on strike over rosters on Thursday."
     assert pair_text(sentence, sentence, "") == pair_text(sentence, "", "")
     assert pair_text(sentence, "Kiel ferry strike", "") != pair_text(sentence, "", "")
+
+
+def _more(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_more_written_questions_join_the_train_split_with_their_text_from_the_article(
+        tiny_reader, tmp_path):
+    """--more-written: questions in newsqa-written's format without the short answer's text
+    (the repo never holds article text); it is read from the article at their offsets, and
+    they train like newsqa-written's own (the unanswerable one with negatives only)."""
+    from retrieval.train_reader import build_written_examples, written_questions
+
+    data = tiny_reader.parent / "data"
+    aid = "interfax-wallace-2022-01-27"
+    with gzip.open(data / "newsqa-written" / "articles.jsonl.gz", "rt") as f:
+        text = next(json.loads(line) for line in f if aid in line)["text"]
+    at = text.index("Christina Lambrecht")
+    base = {"article_id": aid, "published": "2022-01-27", "split": "train", "type": "person"}
+    more = tmp_path / "more.jsonl"
+    _more(more, [
+        {**base, "id": f"{aid}-g0", "question": "Whom did the British defence chief see?",
+         "skill": "paraphrase", "answerable": True, "sentence": {"start": at - 10, "end": at + 40},
+         "short": {"start": at, "end": at + len("Christina Lambrecht")}, "also": [],
+         "context": []},
+        {**base, "id": f"{aid}-g1", "question": "Who did Wallace meet in Lisbon?",
+         "skill": "unanswerable", "answerable": False, "near": None}])
+    got = {q["id"]: q for q in written_questions(data, "train", more)}
+    assert got[f"{aid}-g0"]["short"]["text"] == "Christina Lambrecht"
+    assert len(got) == 4 + 2
+    assert written_questions(data, "train") == [q for q in got.values() if "-g" not in q["id"]]
+    examples = {e.qid: e for e in build_written_examples(data, "train", more=more)}
+    [pos] = [c for c in examples[f"{aid}-g0"].cands if c.label]
+    assert pos.text[pos.span_start:pos.span_end] == "Christina Lambrecht"
+    assert not any(c.label for c in examples[f"{aid}-g1"].cands)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"article_id": "2022-02-02-french-minister-moscow"}, "not about a newsqa-written train"),
+    ({"split": "dev"}, "split must be train"),
+    ({"id": "interfax-wallace-2022-01-27-0"}, "the id new"),
+    ({"short": {"start": 10**6, "end": 10**6 + 4}}, "offsets hold no such text"),
+    ({"short": {"start": 0, "end": 4, "text": "Lambrecht"}}, "offsets hold no such text"),
+])
+def test_a_more_written_question_off_the_train_articles_or_offsets_is_refused(
+        tiny_reader, tmp_path, change, message):
+    from retrieval.train_reader import written_questions
+
+    more = tmp_path / "more.jsonl"
+    _more(more, [{"id": "x-g0", "question": "Who?", "article_id": "interfax-wallace-2022-01-27",
+                  "published": "2022-01-27", "split": "train", "skill": "paraphrase",
+                  "type": "person", "answerable": True, "sentence": {"start": 0, "end": 9},
+                  "short": {"start": 0, "end": 4}, **change}])
+    with pytest.raises(ValueError, match=f"^more.jsonl line 1: .*{message}"):
+        written_questions(tiny_reader.parent / "data", "train", more)
+
+
+def test_the_pipeline_cache_ranks_only_the_questions_new_since(tiny_reader, scorer_bot,
+                                                               tmp_path):
+    from retrieval.train_reader import cached_pipeline
+
+    data, cache = tiny_reader.parent / "data", tmp_path / "cache"
+    first = cached_pipeline(scorer_bot, data, "global", cache)
+    assert len(first) == 4
+    more = tmp_path / "more.jsonl"
+    _more(more, [{"id": "g0", "question": "What colour was the minister's car?",
+                  "article_id": "interfax-wallace-2022-01-27", "published": "2022-01-27",
+                  "split": "train", "skill": "unanswerable", "type": "other",
+                  "answerable": False}])
+    both = cached_pipeline(scorer_bot, data, "global", cache, more)
+    assert set(both) == set(first) | {"g0"} and both["g0"]
+    assert json.loads((cache / "pipeline-global.json").read_text()) == both
+
+
+@pytest.mark.parametrize(("flag", "line"), [
+    (["--more-written", "nowhere.jsonl"], "newsbot: --more-written: no such file nowhere.jsonl"),
+    ([], "newsbot: written-more.jsonl line 1: not about a newsqa-written train article "
+         "(train with --more-written none to leave that file out)"),
+])
+def test_more_written_that_cannot_be_read_is_one_line_and_exit_2(tiny_reader, tmp_path, flag,
+                                                                  line):
+    """The repo's training/written-more.jsonl is about the real newsqa-written articles: over
+    other data (here the tiny set) training stops before any work, saying how to go on."""
+    r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
+                        "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
+                        str(tmp_path / "r"), "--no-dev", *flag], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                            "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_repos_more_written_questions_are_about_train_articles_only(shared_data):
+    """training/written-more.jsonl against the real newsqa-written: every question on a train
+    article (none on a dev one), new ids, short answers at offsets inside one of today's
+    splitter sentences, and no article text in the file."""
+    from retrieval.split import split_sentences
+    from retrieval.train_reader import MORE_WRITTEN, _read_jsonl, written_questions
+
+    got = written_questions(shared_data, "train", MORE_WRITTEN)
+    more = _read_jsonl(MORE_WRITTEN)
+    assert len(got) == len(written_questions(shared_data, "train")) + len(more)
+    assert all("text" not in q.get("short", {}) for q in more)
+    texts = {r["id"]: r["text"] for r in _read_jsonl(
+        shared_data / "newsqa-written" / "articles.jsonl.gz")}
+    answered = [q for q in got[-len(more):] if q["answerable"]]
+    assert len(answered) > 1000 and len(more) - len(answered) > 2000
+    for q in answered[::25]:
+        s = q["short"]
+        assert any(x.start <= s["start"] and s["end"] <= x.end
+                   for x in split_sentences(q["article_id"], texts[q["article_id"]]))
+
+
+@pytest.mark.parametrize(("span", "shown"), [
+    ("around 11:30 a.m.", "around 11:30 a.m."), ("Chattanooga, Tenn.", "Chattanooga, Tenn."),
+    ("Nissan Motor Co.", "Nissan Motor Co."), ("the U.S.", "the U.S."),
+    ("Lambrecht.", "Lambrecht"), (" forty officers,", "forty officers"), ("Paris.,", "Paris"),
+])
+def test_a_short_answer_keeps_an_abbreviations_full_stop_and_drops_the_sentences(span, shown):
+    """Written labels keep "a.m." and "Tenn." whole; stripping every final full stop made
+    each such short answer wrong."""
+    from retrieval.read import trim_span
+
+    text, start = trim_span(span, 0, len(span))
+    assert text == shown and span[start:start + len(text)] == text
