@@ -472,9 +472,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         try:  # before any work: a bad line would otherwise stop training after the ranking
             written_questions(data, "train", more)
         except ValueError as e:
-            hint = "" if args.more_written else (
-                " (train with --more-written none to leave that file out)")
-            raise NewsbotError(f"{e}{hint}") from None
+            raise NewsbotError(str(e)) from None
     pipeline = None
     if args.pipeline:
         from retrieval.libraries import check_library
@@ -494,16 +492,12 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 
 
 def _more_written(setting: str | None) -> Path | None:
-    """--more-written: the repo's file by default, ``none`` for none, else a path."""
-    from retrieval.train_reader import MORE_WRITTEN
-
-    if setting is not None and setting.strip().lower() == "none":
+    """--more-written FILE; none by default: the shipped reader was trained without one."""
+    if not setting or setting.strip().lower() == "none":
         return None
-    path = Path(setting).expanduser() if setting else MORE_WRITTEN
+    path = Path(setting).expanduser()
     if not path.is_file():
-        if setting:
-            raise NewsbotError(f"--more-written: no such file {path}")
-        return None
+        raise NewsbotError(f"--more-written: no such file {path}")
     return path
 
 
@@ -616,8 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--written", type=int, default=None, metavar="N",
                    help="newsqa-written train questions to sample (0: none; default: all)")
     s.add_argument("--more-written", metavar="FILE",
-                   help="more written train questions in newsqa-written's format (default: "
-                        "training/written-more.jsonl; none: only newsqa-written's)")
+                   help="more written train questions in newsqa-written's format, such as "
+                        "training/written-more.jsonl (default: none, as the shipped reader)")
     s.add_argument("--max-steps", type=int, default=0, metavar="N", help="stop after N steps")
     s.add_argument("--no-dev", action="store_true", help="skip the dev figures at the end")
     s.add_argument("--cache", metavar="DIR",

@@ -221,6 +221,7 @@ PIPELINE_DEPTH = 6  # ranked sentences kept per question when harvesting
 
 # More written train questions, made for this project in newsqa-written's format about its
 # train articles (training/README.md): offsets only, the text comes from the articles.
+# Opt-in (--more-written): the reader trained with them did not beat the shipped one.
 MORE_WRITTEN = Path(__file__).resolve().parents[1] / "training" / "written-more.jsonl"
 
 

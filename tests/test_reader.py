@@ -673,8 +673,7 @@ def test_train_reader_pipeline_runs_from_the_cli(tiny_reader, make_bot, tmp_path
     r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
                         "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
                         str(out), "--pipeline", "global", "--max-steps", "1", "--no-dev",
-                        "--cache", str(cache), "--more-written", "none"],
-                       capture_output=True, text=True,
+                        "--cache", str(cache)], capture_output=True, text=True,
                        timeout=300, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
                                                    "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
                                                    "NEWSBOT_MODEL_CACHE": str(tmp_path / "m")})
@@ -767,13 +766,13 @@ def test_the_pipeline_cache_ranks_only_the_questions_new_since(tiny_reader, scor
 
 @pytest.mark.parametrize(("flag", "line"), [
     (["--more-written", "nowhere.jsonl"], "newsbot: --more-written: no such file nowhere.jsonl"),
-    ([], "newsbot: written-more.jsonl line 1: not about a newsqa-written train article "
-         "(train with --more-written none to leave that file out)"),
+    (["--more-written", str(ROOT / "training" / "written-more.jsonl")],
+     "newsbot: written-more.jsonl line 1: not about a newsqa-written train article"),
 ])
 def test_more_written_that_cannot_be_read_is_one_line_and_exit_2(tiny_reader, tmp_path, flag,
                                                                   line):
     """The repo's training/written-more.jsonl is about the real newsqa-written articles: over
-    other data (here the tiny set) training stops before any work, saying how to go on."""
+    other data (here the tiny set) training stops before any work."""
     r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
                         "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
                         str(tmp_path / "r"), "--no-dev", *flag], capture_output=True,
