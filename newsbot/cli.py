@@ -466,9 +466,12 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
                            "data, see docs/reader.md)")
     cache = Path(args.cache) if args.cache else None
     more = _more_written(args.more_written)
-    if more is not None and (data / "newsqa-written" / "questions.jsonl").is_file():
+    if more is not None:
         from retrieval.train_reader import written_questions
 
+        if not (data / "newsqa-written" / "questions.jsonl").is_file():
+            raise NewsbotError(f"--more-written adds to newsqa-written, and {data} holds no "
+                               "newsqa-written/questions.jsonl")
         try:  # before any work: a bad line would otherwise stop training after the ranking
             written_questions(data, "train", more)
         except ValueError as e:

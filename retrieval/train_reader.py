@@ -342,16 +342,13 @@ def _pipeline_negatives(ranked: list[dict], label, positives: set[str]) -> list[
 
 def harvest_pipeline(nb, data: Path, library: str, split: str = "train",
                      depth: int = PIPELINE_DEPTH, progress: Callable[[int], None] | None = None,
-                     more: Path | None = None, skip: frozenset[str] = frozenset()
-                     ) -> dict[str, list[dict]]:
+                     questions: list[dict] | None = None) -> dict[str, list[dict]]:
     """What the scorer ranks first (before any reader) for each written question of
-    ``split`` (and ``more``'s; none in ``skip``), asked as of its article's date over
-    ``library`` of ``nb``'s store: each sentence's text, article, offsets, title and the
-    sentence before it, best first."""
+    ``split`` (or of ``questions``, from ``written_questions``), asked as of its article's
+    date over ``library`` of ``nb``'s store: each sentence's text, article, offsets, title
+    and the sentence before it, best first."""
     out: dict[str, list[dict]] = {}
-    for q in written_questions(data, split, more):
-        if q["id"] in skip:
-            continue
+    for q in written_questions(data, split) if questions is None else questions:
         ranked = nb.rank(q["question"], [library], as_of=q["published"])[:depth]
         before = nb.previous_sentences(ranked)
         out[q["id"]] = [{"text": c.quote, "article_id": c.article_id, "start": c.start,
@@ -370,11 +367,11 @@ def cached_pipeline(nb, data: Path, library: str, cache: Path | None,
     added."""
     path = cache / f"pipeline-{library}.json" if cache else None
     got = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
-    wanted = {q["id"] for q in written_questions(data, "train", more)}
-    if wanted <= got.keys():
+    new = [q for q in written_questions(data, "train", more) if q["id"] not in got]
+    if not new:
         return got
-    _log(f"ranking {len(wanted - got.keys())} written train questions over library {library!r}")
-    got.update(harvest_pipeline(nb, data, library, more=more, skip=frozenset(got)))
+    _log(f"ranking {len(new)} written train questions over library {library!r}")
+    got.update(harvest_pipeline(nb, data, library, questions=new))
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(got), encoding="utf-8")

@@ -764,23 +764,35 @@ def test_the_pipeline_cache_ranks_only_the_questions_new_since(tiny_reader, scor
     assert json.loads((cache / "pipeline-global.json").read_text()) == both
 
 
-@pytest.mark.parametrize(("flag", "line"), [
-    (["--more-written", "nowhere.jsonl"], "newsbot: --more-written: no such file nowhere.jsonl"),
-    (["--more-written", str(ROOT / "training" / "written-more.jsonl")],
-     "newsbot: written-more.jsonl line 1: not about a newsqa-written train article"),
+MORE = str(ROOT / "training" / "written-more.jsonl")
+
+
+@pytest.mark.parametrize(("flag", "line", "written"), [
+    (["--more-written", "nowhere.jsonl"], "newsbot: --more-written: no such file nowhere.jsonl",
+     True),
+    (["--more-written", MORE],
+     "newsbot: written-more.jsonl line 1: not about a newsqa-written train article", True),
+    # Without newsqa-written the file would be left out without a word.
+    (["--more-written", MORE], "newsbot: --more-written adds to newsqa-written, and {data} "
+                               "holds no newsqa-written/questions.jsonl", False),
 ])
 def test_more_written_that_cannot_be_read_is_one_line_and_exit_2(tiny_reader, tmp_path, flag,
-                                                                  line):
+                                                                  line, written):
     """The repo's training/written-more.jsonl is about the real newsqa-written articles: over
     other data (here the tiny set) training stops before any work."""
+    data = tiny_reader.parent / "data"
+    if not written:
+        data = tmp_path / "data"
+        shutil.copytree(tiny_reader.parent / "data" / "realtimeqa-train",
+                        data / "realtimeqa-train")
     r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
-                        "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
+                        "train-reader", "--data", str(data), "--out",
                         str(tmp_path / "r"), "--no-dev", *flag], capture_output=True,
                        text=True, timeout=120, cwd=tmp_path,
                        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                             "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2, r.stderr[-1500:]
-    assert r.stderr.strip().splitlines() == [line]
+    assert r.stderr.strip().splitlines() == [line.format(data=data)]
     assert not (tmp_path / "r").exists()
 
 
@@ -817,3 +829,4 @@ def test_a_short_answer_keeps_an_abbreviations_full_stop_and_drops_the_sentences
 
     text, start = trim_span(span, 0, len(span))
     assert text == shown and span[start:start + len(text)] == text
+
