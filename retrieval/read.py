@@ -329,7 +329,6 @@ class Reader:
             if len(self.stack) not in (3, 4):
                 raise ValueError(f"stack has {len(self.stack)} terms, not 3 or 4")
             self.span_weights = [float(x) for x in self.config["span_weights"]]
-            self.threshold = float(self.config["threshold"])
             self.span_threshold = float(self.config["span_threshold"])
             head = self.config.get("span_head")
             self.span_head = None if head is None else (

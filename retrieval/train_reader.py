@@ -25,6 +25,7 @@ figures. Deterministic for a seed on one machine.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import hashlib
 import json
@@ -702,8 +703,9 @@ def refit_heads(data: Path, out: Path, *, seed: int = 13, limit: int | None = No
     train, _, _ = _examples(data, limit, written, workers, seed, cache)
     embed = Embedder().load().embed
     heads, held, probs, reads = fit_heads(model, span_head, train, embed)
-    config.update({k: heads[k] for k in ("stack", "threshold", "abstain_below",
-                                         "floors_by_kind", "span_threshold")})
+    config.update({k: heads[k] for k in ("stack", "abstain_below", "floors_by_kind",
+                                         "span_threshold")})
+    config.pop("threshold", None)  # an older reader's name for the floor, read by nothing
     config.pop("calibrated_on", None)  # the floor is the recipe's again
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return _figures(model, span_head, config, held, probs, reads, data, dev, workers, cache,
@@ -794,7 +796,7 @@ def fit_heads(model, span_head, train: list[Example], embed
     weight, bias = span_head.weight.detach().cpu().float(), span_head.bias.detach().cpu()
     config = {"stack": stack, "span_weights": [0.0] * len(span_features("who?", "A B", 0, 1,
                                                                         "name")),
-              "threshold": floor, "abstain_below": floor, "floors_by_kind": floors,
+              "abstain_below": floor, "floors_by_kind": floors,
               "span_threshold": span_threshold,
               "span_head": {"weight": weight.tolist(), "bias": bias.float().tolist()},
               "candidates": CANDIDATES, "max_length": MAX_LENGTH,
@@ -955,18 +957,21 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     config = json.loads(config_path.read_text(encoding="utf-8"))
     stack = [*rd.stack[:3], 0.0]
     # The scorer's part in the reader's order first: the floor is set on what it orders.
-    reads = _reread(nb, questions, texts, library, progress) + (
-        _reread(nb, news, {}, realtimeqa_library, progress) if news else [])
-    (stack[1], stack[3]), right_first = fit_order(reads, stack[0], nb.abstain_below)
-    saved = rd.stack, rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below
-    rd.stack = stack
-    rd.abstain_below, rd.span_threshold = 0.0, 0.0  # see every question's read
-    nb.settings.reader_abstain_below = None
-    try:
-        rows = _pipeline_rows(nb, questions, texts, library, progress)
-        news_rows = _pipeline_rows(nb, news, {}, realtimeqa_library, progress) if news else []
-    finally:
-        rd.stack, rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below = saved
+    with _rankings_kept(nb):
+        reads = _reread(nb, questions, texts, library, progress) + (
+            _reread(nb, news, {}, realtimeqa_library, progress) if news else [])
+        (stack[1], stack[3]), right_first = fit_order(reads, stack[0], nb.abstain_below)
+        saved = rd.stack, rd.abstain_below, rd.span_threshold, nb.settings.reader_abstain_below
+        rd.stack = stack
+        rd.abstain_below, rd.span_threshold = 0.0, 0.0  # see every question's read
+        nb.settings.reader_abstain_below = None
+        try:
+            rows = _pipeline_rows(nb, questions, texts, library, progress)
+            news_rows = (_pipeline_rows(nb, news, {}, realtimeqa_library, progress)
+                         if news else [])
+        finally:
+            (rd.stack, rd.abstain_below, rd.span_threshold,
+             nb.settings.reader_abstain_below) = saved
     n_yes = sum(1 for q in questions if q.label.answerable) or 1
     floor = _quantile_floor([p for p, ok, *_ in rows if ok], PIPELINE_ABSTAIN, n_yes)
     if news:
@@ -1000,7 +1005,8 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
             "abstained": 1 - len([p for p, *_ in news_rows if p >= floor]) / len(news),
             "supported_first": sum(1 for p, _, first, *_ in news_rows if first and p >= floor
                                    ) / len(news)}
-    config.update(stack=stack, threshold=floor, abstain_below=floor, span_threshold=span_t,
+    config.pop("threshold", None)  # an older reader's name for the floor, read by nothing
+    config.update(stack=stack, abstain_below=floor, span_threshold=span_t,
                   calibrated_on=f"ask over library {library!r}: {len(questions)} held-out "
                                 f"newsqa-written train questions" + (
                                     f"; over {realtimeqa_library!r}: {len(news)} held-out "
@@ -1008,6 +1014,31 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
     config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     _log(json.dumps(figures, indent=1))
     return figures
+
+
+@contextlib.contextmanager
+def _rankings_kept(nb):
+    """Calibration ranks each question twice, to fit the order and then through ``ask``: the
+    second time comes from here (the search and scorer are the same, so is the ranking).
+    Copies go out, since the reader's re-read rewrites candidates' scores."""
+    rank, kept = nb._rank, {}
+
+    def once(q, filters, k, depth, mode, ref, timings):
+        key = (q, tuple(filters.libraries), filters.source, filters.since, filters.until, k,
+               depth, mode, ref)
+        if key not in kept:
+            kept[key] = rank(q, filters, k, depth, mode, ref, timings)
+        return copy.deepcopy(kept[key])
+
+    own = "_rank" in vars(nb)
+    nb._rank = once
+    try:
+        yield
+    finally:
+        if own:
+            nb._rank = rank
+        else:
+            del nb._rank
 
 
 def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,

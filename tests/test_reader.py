@@ -201,7 +201,7 @@ def with_config(src, dest, **changes):
 def test_a_trained_reader_reranks_and_its_short_answer_offsets_are_exact(tiny_reader, make_bot,
                                                                        tmp_path):
     # A span threshold of 0 shows every short answer, so each one's offsets can be checked.
-    eager = with_config(tiny_reader, tmp_path / "eager", span_threshold=0.0, threshold=0.0,
+    eager = with_config(tiny_reader, tmp_path / "eager", span_threshold=0.0,
                         abstain_below=0.0)
     nb = make_bot(reader=str(eager))
     nb.ingest([SAMPLES])
@@ -222,7 +222,7 @@ def test_a_trained_reader_reranks_and_its_short_answer_offsets_are_exact(tiny_re
 
 
 def test_an_unsure_reader_gives_no_short_answer(tiny_reader, make_bot, tmp_path):
-    unsure = with_config(tiny_reader, tmp_path / "unsure", span_threshold=1.01, threshold=0.0,
+    unsure = with_config(tiny_reader, tmp_path / "unsure", span_threshold=1.01,
                          abstain_below=0.0)
     nb = make_bot(reader=str(unsure))
     nb.ingest([SAMPLES])
@@ -255,7 +255,6 @@ def test_with_its_floor_at_zero_the_reader_leaves_abstention_to_the_scorer(tiny_
     weak, and with its own floor at 0 it abstains exactly where the scorer would."""
     plain = make_bot(tmp_path / "plain", reader="none")
     read = make_bot(tmp_path / "read", reader=str(with_config(tiny_reader, tmp_path / "r",
-                                                               threshold=1.01,
                                                                abstain_below=0.0)))
     for nb in (plain, read):
         nb.ingest([SAMPLES])
@@ -493,17 +492,22 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     from retrieval.train_reader import STACK_RECENCY, STACK_RELEVANCE, calibrate_on_store
 
     # No floor of another kind of question to take the lowest of: the floor is the pipeline's.
-    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9,
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9,
                          floors_by_kind={})
     weights = (reader / "model.safetensors").read_bytes()
     with_span = json.loads((reader / "reader.json").read_text())["span_threshold"]
     nb = make_bot(tmp_path / "d", reader=str(reader))
     nb.ingest([SAMPLES])
+    searched, rank = [], nb._rank
+    nb._rank = lambda q, *rest: searched.append(q) or rank(q, *rest)
     figures = calibrate_on_store(nb, tiny_reader.parent / "data", reader, "global",
                                  folds=(0, 1, 2, 3, 4))
     config = json.loads((reader / "reader.json").read_text())
     assert figures["questions"] == 4 and figures["answerable"] == 3
-    assert config["abstain_below"] == config["threshold"] == figures["floor"] < 0.9
+    # Fitting the order and asking rank each question the same way: it is searched once.
+    assert sorted(searched) == sorted(set(searched)) and len(searched) == 4
+    assert config["abstain_below"] == figures["floor"] < 0.9
+    assert "threshold" not in config  # an older reader's name for the floor, read by nothing
     assert config["span_threshold"] == figures["span_threshold"]
     assert 0.0 <= figures["abstained_answerable"] <= 1.0
     assert "held-out newsqa-written train questions" in config["calibrated_on"]
@@ -518,13 +522,42 @@ def test_calibrating_on_the_store_rewrites_the_floor_from_what_ask_answers(tiny_
     assert len(nb.reader.stack) == 3
 
 
+def test_calibrating_from_kept_rankings_fits_what_ranking_twice_fits(tiny_reader, make_bot,
+                                                                      tmp_path, monkeypatch):
+    """Calibration searches each question once and hands ``ask`` copies: the fitted floor,
+    stack and threshold are the ones that searching again for ``ask`` gives."""
+    import contextlib
+
+    from retrieval import train_reader
+
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, floors_by_kind={})
+    before = (reader / "reader.json").read_text()
+    nb = make_bot(tmp_path / "d", reader=str(reader))
+    nb.ingest([SAMPLES])
+    data = tiny_reader.parent / "data"
+    kept = train_reader.calibrate_on_store(nb, data, reader, "global", folds=(0, 1, 2, 3, 4))
+    (reader / "reader.json").write_text(before)
+    monkeypatch.setattr(train_reader, "_rankings_kept", contextlib.nullcontext)
+    twice = train_reader.calibrate_on_store(nb, data, reader, "global", folds=(0, 1, 2, 3, 4))
+    assert kept == twice
+    # The reader's re-read rewrites its candidates' scores: what is kept stays as ranked.
+    monkeypatch.undo()
+    with train_reader._rankings_kept(nb):
+        first = nb.rank(REFERENCE_QUESTION, ["global"])
+        scores = [c.score for c in first]
+        for c in first:
+            c.score = -1.0
+        assert [c.score for c in nb.rank(REFERENCE_QUESTION, ["global"])] == scores
+    assert "_rank" not in vars(nb)
+
+
 def test_calibrating_with_realtimeqa_questions_keeps_their_abstentions_in_bounds(
         tiny_reader, make_bot, tmp_path):
     """--calibrate-realtimeqa: the held-out RealTime QA train questions are asked too, and the
     floor is at most the one that abstains on REALTIMEQA_ABSTAIN more of them."""
     from retrieval.train_reader import calibrate_on_store
 
-    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9,
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9,
                          floors_by_kind={})
     nb = make_bot(tmp_path / "d", reader=str(reader))
     nb.ingest([SAMPLES])
@@ -549,7 +582,7 @@ def test_the_floor_is_compared_with_the_readers_best_read(tiny_reader, make_bot,
     """answer.reader_best is the highest probability among the re-read sentences, whichever
     is cited first: what the floor is compared with, so a floor just above it abstains and
     one at it does not."""
-    open_reader = with_config(tiny_reader, tmp_path / "open", abstain_below=0.0, threshold=0.0)
+    open_reader = with_config(tiny_reader, tmp_path / "open", abstain_below=0.0)
     nb = make_bot(tmp_path / "d", reader=str(open_reader))
     nb.ingest([SAMPLES])
     a = nb.ask(REFERENCE_QUESTION, llm=False)
@@ -610,7 +643,7 @@ def test_calibration_flags_out_of_place_are_one_line_and_exit_2(args, line, tmp_
 
 def test_train_reader_calibrate_runs_from_the_cli(tiny_reader, make_bot, tmp_path):
     """The CLI wiring of --calibrate: the --data-dir store's library, the --out reader."""
-    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9, threshold=0.9)
+    reader = with_config(tiny_reader, tmp_path / "cal", abstain_below=0.9)
     make_bot(tmp_path / "d", reader="none").ingest([SAMPLES])
     r = subprocess.run([sys.executable, "-m", "newsbot", "--data-dir", str(tmp_path / "d"),
                         "train-reader", "--data", str(tiny_reader.parent / "data"), "--out",
