@@ -315,10 +315,11 @@ def test_the_feedback_key_lives_outside_the_feedback_database(tmp_path):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known: Chroma's HNSW index (default search ef) misses the one distinct chunk among ~100 "
-    "identical ones in about half the runs, and rank fusion then puts the lexical side's "
-    "first hit below chunks both sides found; not fixed yet (a larger hnsw:search_ef, or "
-    "exact search on small collections, would need measuring)"))
+    "known: Chroma's HNSW index misses the one distinct chunk among ~100 identical ones in "
+    "about half the runs, and rank fusion then puts the lexical side's first hit below "
+    "chunks both sides found. Chroma 1.5 already searches with ef 100; the miss comes from "
+    "the graph pruning neighbours at equal distances, which a larger ef does not undo "
+    "(docs/reader.md); exact search on small collections is not built"))
 def test_hnsw_finds_the_one_chunk_among_duplicates(make_bot, tmp_path):
     late = write(tmp_path / "in" / "dup.txt",
                  "Bridge repairs\n" + "The bridge stayed shut for repairs. " * 300

@@ -417,7 +417,7 @@ def _tiny_written(root, articles, texts) -> None:
 def test_training_smoke_run_builds_a_loadable_reader(tiny_reader):
     """The tiny_reader fixture is the smoke run of `newsbot train-reader`'s recipe (seconds)."""
     config = json.loads((tiny_reader / "reader.json").read_text())
-    assert {"stack", "span_weights", "threshold", "span_threshold"} <= set(config)
+    assert {"stack", "span_weights", "abstain_below", "span_threshold"} <= set(config)
     assert (tiny_reader / "model.safetensors").stat().st_size < 50_000_000
     assert Reader(tiny_reader).logits("who?", ["Christina Lambrecht [SEP] a | b"]).shape == (1,)
 
