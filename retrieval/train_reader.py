@@ -705,9 +705,8 @@ def refit_heads(data: Path, out: Path, *, seed: int = 13, limit: int | None = No
     heads, held, probs, reads = fit_heads(model, span_head, train, embed)
     config.update({k: heads[k] for k in ("stack", "abstain_below", "floors_by_kind",
                                          "span_threshold")})
-    config.pop("threshold", None)  # an older reader's name for the floor, read by nothing
     config.pop("calibrated_on", None)  # the floor is the recipe's again
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    _save_config(out, config)
     return _figures(model, span_head, config, held, probs, reads, data, dev, workers, cache,
                     seed, embed, started)
 
@@ -742,7 +741,7 @@ def run(data: Path, out: Path, *, epochs: float = 2.0, seed: int = 13, limit: in
         f"newsqa-written train ({len(train) - n_rtqa} questions{negatives}"
         + (f", with {more.name}" if more else "") + ")"))
     save_fp16(model, out)
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    _save_config(out, config)
     return _figures(model, span_head, config, held, held_probs, held_reads, data, dev, workers,
                     cache, seed, embed, started)
 
@@ -1005,13 +1004,12 @@ def calibrate_on_store(nb, data: Path, out: Path, library: str, limit: int | Non
             "abstained": 1 - len([p for p, *_ in news_rows if p >= floor]) / len(news),
             "supported_first": sum(1 for p, _, first, *_ in news_rows if first and p >= floor
                                    ) / len(news)}
-    config.pop("threshold", None)  # an older reader's name for the floor, read by nothing
     config.update(stack=stack, abstain_below=floor, span_threshold=span_t,
                   calibrated_on=f"ask over library {library!r}: {len(questions)} held-out "
                                 f"newsqa-written train questions" + (
                                     f"; over {realtimeqa_library!r}: {len(news)} held-out "
                                     f"RealTime QA train questions" if news else ""))
-    config_path.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    _save_config(out, config)
     _log(json.dumps(figures, indent=1))
     return figures
 
@@ -1039,6 +1037,12 @@ def _rankings_kept(nb):
             nb._rank = rank
         else:
             del nb._rank
+
+
+def _save_config(out: Path, config: dict) -> None:
+    """Write reader.json, without the floor's old name (``threshold``), which nothing reads."""
+    config.pop("threshold", None)
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
 
 
 def _pipeline_rows(nb, questions, texts: dict[str, str], library: str,

@@ -16,6 +16,7 @@ import pytest
 
 from retrieval.precision import cpu_bf16
 from retrieval.read import SHIPPED, Reader, ReaderError, candidate_spans, pair_text
+from retrieval.train_reader import MORE_WRITTEN
 from tests.conftest import LAMBRECHT, REFERENCE_QUESTION, ROOT, SAMPLES
 
 # (question, a piece of the sentence that answers it). Written for the bundled samples: each
@@ -797,7 +798,7 @@ def test_the_pipeline_cache_ranks_only_the_questions_new_since(tiny_reader, scor
     assert json.loads((cache / "pipeline-global.json").read_text()) == both
 
 
-MORE = str(ROOT / "training" / "written-more.jsonl")
+MORE = str(MORE_WRITTEN)
 
 
 @pytest.mark.parametrize(("flag", "line", "written"), [
@@ -834,7 +835,7 @@ def test_the_repos_more_written_questions_are_about_train_articles_only(shared_d
     article (none on a dev one), new ids, short answers at offsets inside one of today's
     splitter sentences, and no article text in the file."""
     from retrieval.split import split_sentences
-    from retrieval.train_reader import MORE_WRITTEN, _read_jsonl, written_questions
+    from retrieval.train_reader import _read_jsonl, written_questions
 
     got = written_questions(shared_data, "train", MORE_WRITTEN)
     more = _read_jsonl(MORE_WRITTEN)
@@ -862,4 +863,3 @@ def test_a_short_answer_keeps_an_abbreviations_full_stop_and_drops_the_sentences
 
     text, start = trim_span(span, 0, len(span))
     assert text == shown and span[start:start + len(text)] == text
-
