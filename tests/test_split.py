@@ -141,3 +141,28 @@ def test_a_100k_paragraph_full_of_seams_splits_in_bounded_time():
     assert all(len(s.text) <= 600 for s in sentences)
     assert sentences[0].text == ("Talks resume at 10 a.m. ET Tuesday in Berlin, said Walter "
                                  "Brandt, D-Vt. , after the Jan. 6. riot.")
+
+
+# What the splitter makes of the bundled samples and of every text above, for each
+# SPLITTER_VERSION. Stored articles are re-split on re-ingest only when the version moves, so a
+# change to the sentences cut must bump it (retrieval/models.py) and record its fingerprint here.
+SPLIT_FINGERPRINTS = {
+    2: "96bd67c2d100443f",
+}
+
+
+def test_a_change_to_the_sentences_cut_bumps_the_splitter_version():
+    import hashlib
+    import json
+
+    from retrieval.models import SPLITTER_VERSION
+    from tests.conftest import SAMPLES
+
+    sources = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*"))
+               if p.name != "SOURCES"]
+    sources += [t for t, _ in WHOLE] + [f"{a} {b}" for a, b in ENDS]
+    cut = [[(s.start, s.end) for s in split_sentences("x", t)] for t in sources]
+    got = hashlib.sha256(json.dumps(cut).encode()).hexdigest()[:16]
+    assert SPLIT_FINGERPRINTS.get(SPLITTER_VERSION) == got, (
+        f"the splitter's output is {got}: if the sentences it cuts changed, bump "
+        "SPLITTER_VERSION in retrieval/models.py and record the fingerprint under it")

@@ -69,6 +69,35 @@ def test_changed_article_replaces_its_old_sentences(make_bot, tmp_path):
     assert all("Immingham" not in c.quote for c in answer.citations)
 
 
+def test_reingest_after_a_splitter_change_resplits_an_unchanged_article(make_bot, tmp_path,
+                                                                        monkeypatch):
+    import retrieval.models
+    import retrieval.split
+
+    text = ("Court hearing\nThe hearing opens at 10 a.m. ET Tuesday in the old courthouse, "
+            "officials said. The judge will rule by noon.")
+    path = write(tmp_path / "hearing.txt", text)
+    nb = make_bot()
+    # Stored by an older splitter, which cut "10 a.m." / "ET Tuesday".
+    whole = retrieval.split.split_sentences
+    with monkeypatch.context() as old:
+        old.setattr(retrieval.models, "SPLITTER_VERSION", 1)
+        old.setattr(retrieval.split, "split_sentences",
+                    lambda *a, **kw: whole(*a, **{**kw, "merge": False}))
+        assert nb.ingest([path]).added == 1
+        assert len(nb.catalog.load("global", "hearing")[1]) == 3
+        assert nb.ingest([path]).unchanged == 1
+    report = nb.ingest([path])
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
+    article, sentences = nb.catalog.load("global", "hearing")
+    assert [article.text[s.start:s.end] for s in sentences] == [s.text for s in sentences]
+    assert sentences[0].text.startswith("The hearing opens at 10 a.m. ET Tuesday")
+    assert vector_counts(nb, article_id="hearing")["sentences"] == len(sentences) == 2
+    assert nb.ingest([path]).unchanged == 1
+    answer = nb.ask("when does the hearing open?")
+    assert answer.citations and answer.citations[0].quote.startswith("The hearing opens")
+
+
 def test_same_url_under_a_new_id_replaces_the_old_article(make_bot, tmp_path):
     nb = make_bot()
     rec = {"id": "old", "title": "T", "text": "Tram fares rise in Leeds. Riders object.",
