@@ -140,7 +140,8 @@ def _grow(nb, templates, start: int, stop: int) -> float:
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
             items.append((copy, sentences, chunks))
             vecs[copy.id] = noisy
-            chunk_rows.append((copy, chunks, _chunk_vectors(noisy, chunks, np)))
+            chunk_rows.append((copy, copy.content_hash(), chunks,
+                               _chunk_vectors(noisy, chunks, np)))
         nb.catalog.write_pending("global", items)
         nb.vectors.add("global", chunk_rows)
         nb.catalog.mark_ready("global", list(vecs), vecs)

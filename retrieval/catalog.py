@@ -455,6 +455,13 @@ class Catalog:
             "SELECT id FROM articles WHERE library=? AND url=? AND id!=? AND status='ready'",
             (library, url, article_id))]
 
+    def version_of(self, library: str, article_id: str, staged: bool = False) -> str:
+        """The hash an article (``staged``: its staged new version) is stored under."""
+        prefix = "staged_" if staged else ""
+        row = self.db.execute(f"SELECT hash FROM {prefix}articles WHERE library=? AND id=?",
+                              (library, article_id)).fetchone()
+        return row[0] if row else ""
+
     def origin_of(self, library: str, article_id: str) -> str:
         row = self.db.execute("SELECT origin FROM articles WHERE library=? AND id=?",
                               (library, article_id)).fetchone()

@@ -206,7 +206,9 @@ class Newsbot:
             if loaded:
                 article, sentences = loaded
                 chunks = self.catalog.chunks_of(library, article_id, staged)
-                vecs = self._embed_and_store(library, [(article, sentences, chunks)])
+                version = self.catalog.version_of(library, article_id, staged)
+                vecs = self._embed_and_store(library, [(article, sentences, chunks)],
+                                             {article_id: version})
                 replaced = self.catalog.others_with_url(library, article.url, article_id)
                 self.catalog.mark_ready(library, [article_id], vecs, replaced)
         self._drop_stale()
@@ -219,10 +221,13 @@ class Newsbot:
             self.catalog.stale_done(library, article_id, keep)
 
     def _embed_and_store(
-        self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]]
+        self, library: str, items: list[tuple[Article, list[Sentence], list[Chunk]]],
+        versions: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Embed the sentences, store the chunk vectors in Chroma, and return each article's
-        sentence vectors, which the catalog stores as the articles become ready."""
+        sentence vectors, which the catalog stores as the articles become ready.
+        ``versions``: the catalog's hash of each article, where it is not the one this
+        splitter would give (a version written before a crash)."""
         import numpy as np
 
         texts = [s.text for _, sentences, _ in items for s in sentences]
@@ -232,7 +237,8 @@ class Newsbot:
             svecs = vecs[at : at + len(sentences)]
             at += len(sentences)
             by_article[article.id] = svecs
-            batch.append((article, chunks, _chunk_vectors(svecs, chunks, np)))
+            version = (versions or {}).get(article.id) or article.content_hash()
+            batch.append((article, version, chunks, _chunk_vectors(svecs, chunks, np)))
         self.vectors.add(library, batch)
         return by_article
 
@@ -468,17 +474,18 @@ class Newsbot:
                         orphans.append(vid)
                 self.vectors.delete_ids(library, orphans)
                 removed += len(orphans)
-                todo = [aid for aid, version, n in self.catalog.ready_chunk_hashes(library)
+                todo = [(aid, version) for aid, version, n
+                        in self.catalog.ready_chunk_hashes(library)
                         if len(held.get((aid, version), ())) < n]
-                batch: list[tuple[Article, list[Chunk], np.ndarray]] = []
-                for i, aid in enumerate(todo):
+                batch: list[tuple[Article, str, list[Chunk], np.ndarray]] = []
+                for i, (aid, version) in enumerate(todo):
                     article, sentences = self.catalog.load(library, aid)
                     chunks = self.catalog.chunks_of(library, aid)
                     svecs = self.catalog.vectors_of(library, aid)
                     if svecs is None or len(svecs) != len(sentences):
                         svecs = self.embedder.embed([x.text for x in sentences])
                         self.catalog.put_sentence_vectors(library, aid, svecs)
-                    batch.append((article, chunks, _chunk_vectors(svecs, chunks, np)))
+                    batch.append((article, version, chunks, _chunk_vectors(svecs, chunks, np)))
                     if len(batch) == self.settings.ingest_batch or i == len(todo) - 1:
                         self.vectors.add(library, batch)
                         restored += len(batch)

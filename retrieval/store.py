@@ -142,12 +142,15 @@ class VectorStore:
             return self._stores[name]
 
     def add(self, library: str,
-            batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]) -> None:
-        """Upsert the chunk vectors of a batch of articles (ids are deterministic, so a retry
-        never duplicates). Sentence vectors live in the catalog, outside HNSW."""
+            batch: Iterable[tuple[Article, str, list[Chunk], np.ndarray]]) -> None:
+        """Upsert the chunk vectors of a batch of (article, the catalog's hash of that
+        version, chunks, vectors); ids are deterministic, so a retry never duplicates. The
+        hash is the catalog's, not recomputed: an article stored under an older
+        SPLITTER_VERSION keeps its hash until it is re-split, and search shows only vectors
+        whose hash the catalog holds. Sentence vectors live in the catalog, outside HNSW."""
         rows: list[tuple[str, np.ndarray, str, dict[str, Any]]] = []
-        for article, chunks, cvecs in batch:
-            base = {"library": library, "article_id": article.id, "hash": article.content_hash(),
+        for article, version, chunks, cvecs in batch:
+            base = {"library": library, "article_id": article.id, "hash": version,
                     "source_key": source_key(article.source),
                     "published": date_key(article.published_iso)}
             for c, v in zip(chunks, cvecs, strict=True):

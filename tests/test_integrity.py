@@ -269,6 +269,56 @@ def test_repair_deletes_vectors_of_no_stored_article(make_bot):
     assert nb.vector_counts()["chunks"] == nb.catalog.counts()["chunks"]
 
 
+# -- vectors written again keep the catalog's hash, not the one this splitter would give -------
+def dense_quote(nb, question: str) -> str:
+    answer = nb.ask(question, mode="dense")
+    assert answer.citations, answer.answer
+    return answer.citations[0].quote
+
+
+def test_repair_of_a_store_split_by_an_older_splitter(make_bot, tmp_path, monkeypatch):
+    import retrieval.models
+
+    data = tmp_path / "data"
+    with monkeypatch.context() as old:
+        old.setattr(retrieval.models, "SPLITTER_VERSION", 1)
+        make_bot(data).ingest([SAMPLES])
+    nb = make_bot(data)
+    # The vectors are lost (deleted through Chroma: this process keeps its client open).
+    nb.vectors.delete("global", [a.id for a in nb.catalog.articles()])
+    assert nb.repair() == {"articles": 8, "removed": 0}
+    # Search shows only vectors whose hash the catalog holds: the old splitter's.
+    assert LAMBRECHT in dense_quote(nb, REFERENCE_QUESTION)
+    assert nb.repair() == {"articles": 0, "removed": 0}
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-article", "new-version"])
+def test_a_crash_left_by_an_older_splitter_is_finished(make_bot, tmp_path, monkeypatch,
+                                                        earlier):
+    import retrieval.models
+    from retrieval.pipeline import split_article
+
+    data = tmp_path / "data"
+    with monkeypatch.context() as old:
+        old.setattr(retrieval.models, "SPLITTER_VERSION", 1)
+        nb = make_bot(data)
+        if earlier:
+            nb.ingest([write(tmp_path / "v1.jsonl", story(OLD))])
+        # What a crash leaves: the catalog written, no vectors yet.
+        a = Article(id="kiel", title="Kiel ferry strike", text=NEW, source="Test Wire")
+        sentences, chunks, _ = split_article("kiel", NEW, 0, 600, 5, 1)
+        nb.catalog.write_pending("global", [(a, sentences, chunks)])
+        assert nb.catalog.unfinished() == [("global", "kiel", "staged" if earlier else
+                                            "pending")]
+    nb = make_bot(data)
+    assert nb.ingest([]).added == 0  # the next writer finishes it
+    assert nb.catalog.unfinished() == []
+    assert "unpaid overtime" in dense_quote(nb, QUESTION)
+    counts = nb.catalog.counts()
+    assert nb.vector_counts() == {"sentences": counts["sentences"], "chunks": counts["chunks"]}
+    assert nb.repair() == {"articles": 0, "removed": 0}
+
+
 # -- small ones --------------------------------------------------------------------------------
 def test_the_busy_message_names_no_path(make_bot, tmp_path):
     import fcntl

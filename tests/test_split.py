@@ -146,8 +146,11 @@ def test_a_100k_paragraph_full_of_seams_splits_in_bounded_time():
 # What the splitter makes of the bundled samples and of every text above, for each
 # SPLITTER_VERSION. Stored articles are re-split on re-ingest only when the version moves, so a
 # change to the sentences cut must bump it (retrieval/models.py) and record its fingerprint here.
+SPLIT_INPUTS = ["interfax-wallace-2022-01-27.txt", "2021-11-30-sanctions-warning.txt",
+                "2022-01-24-dutch-minister-berlin.txt", "2022-02-02-french-minister-moscow.md",
+                "2022-02-09-hungary-slovakia-visit.txt", "2022-03-15-eu-sanctions-package.txt"]
 SPLIT_FINGERPRINTS = {
-    2: "96bd67c2d100443f",
+    2: "f3bdc8dc4f7ff8b4",
 }
 
 
@@ -156,13 +159,20 @@ def test_a_change_to_the_sentences_cut_bumps_the_splitter_version():
     import json
 
     from retrieval.models import SPLITTER_VERSION
+    from retrieval.split import make_chunks
     from tests.conftest import SAMPLES
 
-    sources = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*"))
-               if p.name != "SOURCES"]
+    sources = [(SAMPLES / name).read_text(encoding="utf-8") for name in SPLIT_INPUTS]
     sources += [t for t, _ in WHOLE] + [f"{a} {b}" for a, b in ENDS]
-    cut = [[(s.start, s.end) for s in split_sentences("x", t)] for t in sources]
+    cut = []
+    for text in sources:
+        for max_chars in (600, 120):  # the cap on a sentence's length cuts too
+            sentences = split_sentences("x", text, max_chars=max_chars)
+            chunks = make_chunks("x", text, sentences, 5, 2)
+            cut.append([[(s.start, s.end) for s in sentences],
+                        [(c.start, c.end, c.first_sentence, c.last_sentence) for c in chunks]])
     got = hashlib.sha256(json.dumps(cut).encode()).hexdigest()[:16]
     assert SPLIT_FINGERPRINTS.get(SPLITTER_VERSION) == got, (
-        f"the splitter's output is {got}: if the sentences it cuts changed, bump "
-        "SPLITTER_VERSION in retrieval/models.py and record the fingerprint under it")
+        f"the splitter's output is {got}: if the sentences or passages it cuts changed, bump "
+        "SPLITTER_VERSION in retrieval/models.py and record the fingerprint under it (if "
+        "only this test's inputs changed, record it under the same version)")

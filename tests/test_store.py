@@ -92,10 +92,12 @@ def test_reingest_after_a_splitter_change_resplits_an_unchanged_article(make_bot
     article, sentences = nb.catalog.load("global", "hearing")
     assert [article.text[s.start:s.end] for s in sentences] == [s.text for s in sentences]
     assert sentences[0].text.startswith("The hearing opens at 10 a.m. ET Tuesday")
-    assert vector_counts(nb, article_id="hearing")["sentences"] == len(sentences) == 2
+    assert vector_counts(nb, article_id="hearing") == {
+        "sentences": len(sentences), "chunks": len(nb.catalog.chunks_of("global", "hearing"))}
+    assert len(sentences) == 2  # the old version's vectors went with it
     assert nb.ingest([path]).unchanged == 1
     answer = nb.ask("when does the hearing open?")
-    assert answer.citations and answer.citations[0].quote.startswith("The hearing opens")
+    assert answer.citations and answer.citations[0].quote == sentences[0].text
 
 
 def test_same_url_under_a_new_id_replaces_the_old_article(make_bot, tmp_path):
