@@ -88,6 +88,31 @@ def test_only_articles_stored_after_the_question_count(nb, store, tmp_path):
     assert check_follows(nb, store, CLI) == []
 
 
+def test_a_re_split_article_is_not_news(nb, store, tmp_path, monkeypatch):
+    import retrieval.models
+
+    path = article(tmp_path, "shapps", "Shapps named defence secretary", SHAPPS)
+    with monkeypatch.context() as old:
+        old.setattr(retrieval.models, "SPLITTER_VERSION", 1)
+        nb.ingest([path])
+        first = nb.catalog.ingested_since("")
+    time.sleep(1.1)
+    add_follow(nb, store, QUESTION, ["global"], CLI)
+    # After an upgrade the same file is re-split (updated), but it arrived before the
+    # question: nothing to post.
+    assert nb.ingest([path]).updated == 1
+    assert check_follows(nb, store, CLI) == []
+    assert [r[3] for r in nb.catalog.ingested_since("") if r[1] == "shapps"] == [
+        r[3] for r in first if r[1] == "shapps"]
+    # A real change to it is news.
+    time.sleep(1.1)
+    changed = SHAPPS.replace("on Thursday", "late on Thursday")
+    assert nb.ingest([article(tmp_path, "shapps", "Shapps named defence secretary",
+                              changed)]).updated == 1
+    (hit,) = check_follows(nb, store, CLI)
+    assert hit.citation.article_id == "shapps" and ANSWER in hit.citation.quote
+
+
 def test_scopes_and_libraries_are_apart(nb, store, tmp_path):
     # A server's question reads its own library and the operator's, never another server's.
     a, _ = add_follow(nb, store, QUESTION, ["global", "guild-1"], "1", "100", "7")
