@@ -100,6 +100,52 @@ def test_reingest_after_a_splitter_change_resplits_an_unchanged_article(make_bot
     assert answer.citations and answer.citations[0].quote == sentences[0].text
 
 
+class Counting:
+    """The real embedder, counting the texts it is given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.texts = inner, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def embed(self, texts: list[str]):
+        self.texts += texts
+        return self.inner.embed(texts)
+
+
+def test_a_new_version_embeds_only_the_sentences_it_changed(make_bot, embedder, tmp_path,
+                                                            monkeypatch):
+    import numpy as np
+
+    import retrieval.models
+
+    kept = ("Dockers in Hull began a strike on Monday. Ships were diverted to Immingham. "
+            "The port expects delays all week.")
+    path = write(tmp_path / "story.txt", f"Port strike\nThe union asked for more. {kept}")
+    nb = make_bot()
+    nb.ingest([path])
+    before = dict(zip([s.text for s in nb.catalog.load("global", "story")[1]],
+                      nb.catalog.vectors_of("global", "story"), strict=True))
+    counting = Counting(embedder)
+    nb.__dict__["embedder"] = counting
+    write(path, f"Port strike\nThe union asked for higher pay. {kept}")
+    assert nb.ingest([path]).updated == 1
+    assert counting.texts == ["The union asked for higher pay."]
+    # A re-split with the same cuts (only the version moved) embeds nothing.
+    monkeypatch.setattr(retrieval.models, "SPLITTER_VERSION", 99)
+    assert nb.ingest([path]).updated == 1
+    assert counting.texts == ["The union asked for higher pay."]
+    _, sentences = nb.catalog.load("global", "story")
+    after = nb.catalog.vectors_of("global", "story")
+    for s, v in zip(sentences[1:], after[1:], strict=True):
+        assert np.array_equal(v, before[s.text])  # the stored vector, not a new one
+    assert vector_counts(nb, article_id="story") == {
+        "sentences": 4, "chunks": len(nb.catalog.chunks_of("global", "story"))}
+    answer = nb.ask("where were ships diverted?")
+    assert answer.citations[0].quote == "Ships were diverted to Immingham."
+
+
 def test_same_url_under_a_new_id_replaces_the_old_article(make_bot, tmp_path):
     nb = make_bot()
     rec = {"id": "old", "title": "T", "text": "Tram fares rise in Leeds. Riders object.",
