@@ -232,15 +232,15 @@ class Catalog:
             for a, sentences, chunks in items:
                 row = db.execute(
                     "SELECT status, title, source, published, url, place, authors, text, "
-                    "body_start, ingested_at FROM articles WHERE library=? AND id=?",
+                    "ingested_at FROM articles WHERE library=? AND id=?",
                     (library, a.id)).fetchone()
                 staged = row is not None and row[0] == "ready"
-                # Re-split only (a new SPLITTER_VERSION): it arrived when it first did, so
-                # standing questions do not take it for news.
-                same = staged and tuple(row[1:9]) == (
+                # What the hash holds but the splitter's version is the same: only re-split,
+                # it arrived when it first did, so standing questions do not take it for news.
+                same = staged and tuple(row[1:8]) == (
                     a.title, a.source, a.published_iso, a.url, a.place,
-                    json.dumps(a.authors, ensure_ascii=False), a.text, a.body_start)
-                arrived = row[9] if same else now
+                    json.dumps(a.authors, ensure_ascii=False), a.text)
+                arrived = row[8] if same else now
                 prefix = "staged_" if staged else ""
                 self._drop_staged(db, library, a.id)
                 if not staged:  # a leftover pending row: nothing of it is visible

@@ -234,10 +234,11 @@ class Newsbot:
         # A new version (or a re-split) of a stored article embeds only the sentences its
         # stored version lacks: an upgrade's re-ingest or an edit costs what changed.
         kept = self._stored_sentence_vectors(library, [a.id for a, _, _ in items])
-        todo = [t for t in texts if t not in kept]
-        fresh = iter(self.embedder.embed(todo)) if todo else iter(())
-        vecs = (np.stack([kept[t] if t in kept else next(fresh) for t in texts]) if texts
-                else np.zeros((0, 0), np.float32))
+        todo = list(dict.fromkeys(t for t in texts if t not in kept))
+        if todo:
+            kept.update(zip(todo, self.embedder.embed(todo), strict=True))
+        vecs = (np.stack([kept[t] for t in texts]) if texts
+                else np.zeros((0, self.embedder.dim), np.float32))
         batch, by_article, at = [], {}, 0
         for article, sentences, chunks in items:
             svecs = vecs[at : at + len(sentences)]
@@ -250,14 +251,16 @@ class Newsbot:
 
     def _stored_sentence_vectors(self, library: str, article_ids: list[str]
                                  ) -> dict[str, np.ndarray]:
-        """Sentence text -> vector of the ready stored versions of these articles."""
+        """Sentence text -> vector of the ready stored versions of these articles (none of
+        another size: vectors of another model are never mixed in)."""
         kept: dict[str, np.ndarray] = {}
         for aid in article_ids:
             state = self.catalog.state(library, aid)
             if state is None or state[1] != "ready":
                 continue
             loaded, svecs = self.catalog.load(library, aid), self.catalog.vectors_of(library, aid)
-            if loaded and svecs is not None and len(svecs) == len(loaded[1]):
+            if (loaded and svecs is not None and len(svecs) == len(loaded[1])
+                    and svecs.shape[1] == self.embedder.dim):
                 kept.update(zip((x.text for x in loaded[1]), svecs, strict=True))
         return kept
 

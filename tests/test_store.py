@@ -119,17 +119,20 @@ def test_a_new_version_embeds_only_the_sentences_it_changed(make_bot, embedder, 
     import numpy as np
 
     import retrieval.models
+    from retrieval.service import _chunk_vectors
 
-    kept = ("Dockers in Hull began a strike on Monday. Ships were diverted to Immingham. "
-            "The port expects delays all week.")
-    path = write(tmp_path / "story.txt", f"Port strike\nThe union asked for more. {kept}")
+    def story(middle: str) -> str:
+        return (f"Port strike\nDockers in Hull began a strike on Monday. {middle} Ships were "
+                "diverted to Immingham. The port expects delays all week.")
+
+    path = write(tmp_path / "story.txt", story("The union asked for more."))
     nb = make_bot()
     nb.ingest([path])
     before = dict(zip([s.text for s in nb.catalog.load("global", "story")[1]],
                       nb.catalog.vectors_of("global", "story"), strict=True))
     counting = Counting(embedder)
     nb.__dict__["embedder"] = counting
-    write(path, f"Port strike\nThe union asked for higher pay. {kept}")
+    write(path, story("The union asked for higher pay."))
     assert nb.ingest([path]).updated == 1
     assert counting.texts == ["The union asked for higher pay."]
     # A re-split with the same cuts (only the version moved) embeds nothing.
@@ -138,10 +141,19 @@ def test_a_new_version_embeds_only_the_sentences_it_changed(make_bot, embedder, 
     assert counting.texts == ["The union asked for higher pay."]
     _, sentences = nb.catalog.load("global", "story")
     after = nb.catalog.vectors_of("global", "story")
-    for s, v in zip(sentences[1:], after[1:], strict=True):
-        assert np.array_equal(v, before[s.text])  # the stored vector, not a new one
-    assert vector_counts(nb, article_id="story") == {
-        "sentences": 4, "chunks": len(nb.catalog.chunks_of("global", "story"))}
+    for s, v in zip(sentences, after, strict=True):
+        if s.index == 1:  # the changed one: its own vector
+            assert np.allclose(v, embedder.embed([s.text])[0], atol=2e-3)
+        else:  # the stored vector, not a new one
+            assert np.array_equal(v, before[s.text])
+    # The passages' vectors in Chroma are built from these.
+    chunks = nb.catalog.chunks_of("global", "story")
+    got = nb.vectors._store("chunks", "global")._collection.get(
+        where={"article_id": "story"}, include=["embeddings", "metadatas"])
+    stored = {m["idx"]: e for m, e in zip(got["metadatas"], got["embeddings"], strict=True)}
+    assert sorted(stored) == [c.index for c in chunks]
+    for c, v in zip(chunks, _chunk_vectors(after, chunks, np), strict=True):
+        assert np.allclose(stored[c.index], v, atol=1e-5)
     answer = nb.ask("where were ships diverted?")
     assert answer.citations[0].quote == "Ships were diverted to Immingham."
 
