@@ -81,7 +81,24 @@ class Newsbot:
         is an error naming `newsbot repair`, never answers from BM25 alone."""
         store = self._open_vectors()
         self._check_vectors(store)
+        self._check_model()
         return store
+
+    @property
+    def model_label(self) -> str:
+        """The embedding model by a name that stays the same across installs."""
+        model = self.settings.embedding_model
+        return Path(model).name if model else "all-MiniLM-L6-v2 (packaged)"
+
+    def _check_model(self) -> None:
+        """Vectors of two models never meet in one store: ingesting again after a change of
+        model would skip every unchanged article and search old vectors with new queries."""
+        made_by = self.catalog.get_meta("embedding_model")
+        if made_by is not None and made_by != self.model_label:
+            raise StoreError(
+                f"the vectors in {self.data_dir} were made by the embedding model {made_by}, "
+                f"but NEWSBOT_EMBEDDING_MODEL is {self.model_label}: set it back, or use a new "
+                "NEWSBOT_DATA_DIR for this model")
 
     def _open_vectors(self) -> VectorStore:
         from retrieval.store import ChromaServer, VectorStore
@@ -368,6 +385,8 @@ class Newsbot:
         if self.catalog.generation() != before:
             self.catalog.set_meta("last_ingest", dt.datetime.now(dt.UTC).isoformat(
                 timespec="seconds"))
+            if self.catalog.get_meta("embedding_model") is None:  # a store from before
+                self.catalog.set_meta("embedding_model", self.model_label)
             self.lexical.refresh()  # the ingest pays for BM25, not the next question
             for hook in self.on_ingest:
                 try:

@@ -138,6 +138,22 @@ def test_vector_store_that_cannot_be_opened(make_bot, tmp_path):
         nb.ingest([SAMPLES])
 
 
+def test_a_store_of_another_embedding_model_is_refused(make_bot, tmp_path):
+    data = tmp_path / "data"
+    nb = make_bot(data)
+    nb.ingest([SAMPLES])
+    assert nb.catalog.get_meta("embedding_model") == "all-MiniLM-L6-v2 (packaged)"
+    other = make_bot(data, embedding_model=str(tmp_path / "models" / "e5-small"))
+    said = (r"made by the embedding model all-MiniLM-L6-v2 \(packaged\), but "
+            r"NEWSBOT_EMBEDDING_MODEL is e5-small: set it back, or use a new NEWSBOT_DATA_DIR")
+    with pytest.raises(StoreError, match=said):
+        other.ask(REFERENCE_QUESTION)
+    with pytest.raises(StoreError, match=said):
+        other.ingest([SAMPLES])
+    # Nothing was written: the store still answers with its own model.
+    assert LAMBRECHT in make_bot(data).ask(REFERENCE_QUESTION).citations[0].quote
+
+
 def test_asking_an_empty_store_says_what_to_do(make_bot):
     with pytest.raises(NewsbotError, match=r"no articles stored in global .*newsbot ingest"):
         make_bot().require_articles(["global"])
