@@ -87,8 +87,12 @@ class Newsbot:
     @property
     def model_label(self) -> str:
         """The embedding model by a name that stays the same across installs."""
+        from retrieval.embed import default_model_path
+
         model = self.settings.embedding_model
-        return Path(model).name if model else "all-MiniLM-L6-v2 (packaged)"
+        if not model or Path(model).expanduser().resolve() == Path(default_model_path()).resolve():
+            return "all-MiniLM-L6-v2 (packaged)"
+        return Path(model).name
 
     def _check_model(self) -> None:
         """Vectors of two models never meet in one store: ingesting again after a change of

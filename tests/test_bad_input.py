@@ -150,8 +150,12 @@ def test_a_store_of_another_embedding_model_is_refused(make_bot, tmp_path):
         other.ask(REFERENCE_QUESTION)
     with pytest.raises(StoreError, match=said):
         other.ingest([SAMPLES])
-    # Nothing was written: the store still answers with its own model.
+    # Nothing was written: the store still answers with its own model, named either way.
+    from retrieval.embed import default_model_path
+
     assert LAMBRECHT in make_bot(data).ask(REFERENCE_QUESTION).citations[0].quote
+    same = make_bot(data, embedding_model=default_model_path())
+    assert LAMBRECHT in same.ask(REFERENCE_QUESTION).citations[0].quote
 
 
 def test_asking_an_empty_store_says_what_to_do(make_bot):
