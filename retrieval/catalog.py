@@ -231,16 +231,13 @@ class Catalog:
         with self.transaction() as db, self._vocabulary(db):
             for a, sentences, chunks in items:
                 row = db.execute(
-                    "SELECT status, title, source, published, url, place, authors, text, "
-                    "ingested_at FROM articles WHERE library=? AND id=?",
-                    (library, a.id)).fetchone()
+                    "SELECT status, ingested_at, title, text, source, published, url, place, "
+                    "authors FROM articles WHERE library=? AND id=?", (library, a.id)).fetchone()
                 staged = row is not None and row[0] == "ready"
                 # What the hash holds but the splitter's version is the same: only re-split,
                 # it arrived when it first did, so standing questions do not take it for news.
-                same = staged and tuple(row[1:8]) == (
-                    a.title, a.source, a.published_iso, a.url, a.place,
-                    json.dumps(a.authors, ensure_ascii=False), a.text)
-                arrived = row[8] if same else now
+                same = staged and [*row[2:8], json.loads(row[8])] == a.hashed_fields()
+                arrived = row[1] if same else now
                 prefix = "staged_" if staged else ""
                 self._drop_staged(db, library, a.id)
                 if not staged:  # a leftover pending row: nothing of it is visible

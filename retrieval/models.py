@@ -52,14 +52,15 @@ class Article:
     origin: str = ""  # where it was read from: a path, or path:line for JSONL
     body_start: int = 0  # where sentences begin: just after a dateline, if there is one
 
+    def hashed_fields(self) -> list[Any]:
+        """What the content hash holds besides the splitter's version."""
+        return [self.title, self.text, self.source, self.published_iso, self.url, self.place,
+                self.authors]
+
     def content_hash(self) -> str:
         """Hash of all that is stored, so re-ingesting unchanged content is a no-op (unless the
         splitter changed what it makes of it)."""
-        payload = json.dumps(
-            [self.title, self.text, self.source, self.published_iso, self.url, self.place,
-             self.authors, SPLITTER_VERSION],
-            ensure_ascii=False,
-        )
+        payload = json.dumps([*self.hashed_fields(), SPLITTER_VERSION], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
     @property

@@ -97,11 +97,11 @@ class Newsbot:
     def _check_model(self) -> None:
         """Vectors of two models never meet in one store: ingesting again after a change of
         model would skip every unchanged article and search old vectors with new queries."""
-        made_by = self.catalog.get_meta("embedding_model")
-        if made_by is not None and made_by != self.model_label:
+        made_by, model = self.catalog.get_meta("embedding_model"), self.model_label
+        if made_by is not None and made_by != model:
             raise StoreError(
                 f"the vectors in {self.data_dir} were made by the embedding model {made_by}, "
-                f"but NEWSBOT_EMBEDDING_MODEL is {self.model_label}: set it back, or use a new "
+                f"but NEWSBOT_EMBEDDING_MODEL is {model}: set it back, or use a new "
                 "NEWSBOT_DATA_DIR for this model")
 
     def _open_vectors(self) -> VectorStore:

@@ -32,8 +32,8 @@ def story(text: str, extra: int = 0) -> str:
                        "source": "Test Wire", "published": "2023-05-04"})
 
 
-def cited(nb, question: str = QUESTION) -> str:
-    answer = nb.ask(question)
+def cited(nb, question: str = QUESTION, mode: str = "hybrid") -> str:
+    answer = nb.ask(question, mode=mode)
     assert answer.citations, answer.answer
     c = answer.citations[0]
     assert c.quote == nb.catalog.text_of(c.library, c.article_id)[c.start:c.end]
@@ -277,12 +277,6 @@ def test_repair_deletes_vectors_of_no_stored_article(make_bot):
 
 
 # -- vectors written again keep the catalog's hash, not the one this splitter would give -------
-def dense_quote(nb, question: str) -> str:
-    answer = nb.ask(question, mode="dense")
-    assert answer.citations, answer.answer
-    return answer.citations[0].quote
-
-
 def test_repair_of_a_store_split_by_an_older_splitter(make_bot, tmp_path, monkeypatch):
     import retrieval.models
 
@@ -295,7 +289,7 @@ def test_repair_of_a_store_split_by_an_older_splitter(make_bot, tmp_path, monkey
     nb.vectors.delete("global", [a.id for a in nb.catalog.articles()])
     assert nb.repair() == {"articles": 8, "removed": 0}
     # Search shows only vectors whose hash the catalog holds: the old splitter's.
-    assert LAMBRECHT in dense_quote(nb, REFERENCE_QUESTION)
+    assert LAMBRECHT in cited(nb, REFERENCE_QUESTION, mode="dense")
     assert nb.repair() == {"articles": 0, "removed": 0}
 
 
@@ -320,7 +314,7 @@ def test_a_crash_left_by_an_older_splitter_is_finished(make_bot, tmp_path, monke
     nb = make_bot(data)
     assert nb.ingest([]).added == 0  # the next writer finishes it
     assert nb.catalog.unfinished() == []
-    assert "unpaid overtime" in dense_quote(nb, QUESTION)
+    assert "unpaid overtime" in cited(nb, mode="dense")
     counts = nb.catalog.counts()
     assert nb.vector_counts() == {"sentences": counts["sentences"], "chunks": counts["chunks"]}
     assert nb.repair() == {"articles": 0, "removed": 0}
